@@ -1,0 +1,44 @@
+# Smart-meter firmware: host set-up, tests, simulation, benchmarks, board deployment.
+# `make sim` and `make test` create .venv and install the pinned host dependencies.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+BOARD  ?= esp32_devkitc
+PORT   ?= auto
+
+.PHONY: all venv test test-fast sim bench campaign fuzz soak mpy deploy clean
+
+all: test
+
+$(STAMP): requirements-host.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-host.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## test: every host test: CPython with HAL stubs, MicroPython unix port scenarios, mpy-cross
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 host_tests
+
+## sim: run the host-simulated meter (ARGS="--help" lists options)
+sim: $(STAMP)
+	$(BIN)/python tools/sim.py $(ARGS)
+
+## bench: print performance figures (heap per tick, us per tick, .mpy size, days/s)
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py $(ARGS)
+
+## mpy: compile the firmware to .mpy files under build/mpy
+mpy: $(STAMP)
+	$(BIN)/python tools/deploy.py --build-only --board $(BOARD)
+
+## deploy: compile and copy the firmware to a board over USB serial (mpremote)
+deploy: $(STAMP)
+	$(BIN)/python tools/deploy.py --board $(BOARD) --port $(PORT)
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

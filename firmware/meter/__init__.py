@@ -1,0 +1,1 @@
+# meter: smart electricity meter firmware core (MicroPython and CPython compatible).

@@ -1,0 +1,43 @@
+# A settable virtual clock: monotonic ms and a wall clock, advanced by the test or simulation.
+
+from meter.hal import Clock
+
+
+class VirtualClock(Clock):
+    """Monotonic ms start at 0; the wall clock is kept in seconds since 2000-01-01 local
+    standard time and is invalid until set (a meter without a time source)."""
+
+    def __init__(self, wall_s=None):
+        self._ms = 0
+        self._wall_ms = 0 if wall_s is None else wall_s * 1000
+        self._valid = wall_s is not None
+
+    def advance(self, ms):
+        self._ms += ms
+        self._wall_ms += ms
+
+    def ticks_ms(self):
+        return self._ms
+
+    def wall_seconds(self):
+        return self._wall_ms // 1000
+
+    def wall_minute(self):
+        return self._wall_ms // 60000
+
+    def wall_second(self):
+        return (self._wall_ms // 1000) % 60
+
+    def wall_valid(self):
+        return self._valid
+
+    def set_wall(self, minute, second):
+        self._wall_ms = (minute * 60 + second) * 1000
+        self._valid = True
+
+    def invalidate(self):
+        self._valid = False
+
+    def jump(self, seconds):
+        """Step the wall clock (not monotonic time) by seconds, forward or backward."""
+        self._wall_ms += seconds * 1000

@@ -1,0 +1,40 @@
+"""Scenario scripts under host_tests/mpy/ run by the real MicroPython unix port, bounded heap.
+
+Each script asserts its own expectations and prints PASS as its last line (or SKIP with a
+reason when the port lacks a feature); anything else fails the test."""
+
+import os
+import subprocess
+
+import pytest
+
+from paths import MPY_SCENARIOS, ROOT, micropython_env, tool
+
+HEAP = "160k"  # close to an ESP32 without PSRAM (~110 KB free for the application)
+
+
+def scenarios():
+    return sorted(f for f in os.listdir(MPY_SCENARIOS) if f.startswith("scenario_"))
+
+
+def run_script(name, heap=HEAP, timeout=300):
+    return subprocess.run(
+        [tool("micropython"), "-X", "heapsize=" + heap, os.path.join(MPY_SCENARIOS, name)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=micropython_env())
+
+
+def test_the_port_is_real_micropython():
+    r = subprocess.run([tool("micropython"), "-c",
+                        "import sys; print(sys.implementation.name)"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.stdout.strip() == "micropython"
+
+
+@pytest.mark.parametrize("name", scenarios())
+def test_scenario(name):
+    r = run_script(name)
+    lines = r.stdout.strip().splitlines()
+    last = lines[-1] if lines else ""
+    if last.startswith("SKIP"):
+        pytest.skip(last)
+    assert r.returncode == 0 and last == "PASS", r.stdout[-3000:] + r.stderr[-3000:]
