@@ -1,0 +1,99 @@
+"""Performance figures (printed, not asserted): make bench.
+
+Under the MicroPython unix port (scripts tools/bench/mpy_*.py, bounded heap): heap bytes
+per tick and per minute rollover, microseconds per tick, and whatever figures the other
+scripts print (journal commit cost, Last Gasp path, ECHONET frames/s). With mpy-cross: the
+total .mpy size of the firmware. Under CPython: simulated meter-days per second.
+"""
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+from paths import micropython_env, tool  # noqa: E402
+
+HEAP = "160k"
+
+
+def mpy_sizes():
+    """Compile every board .py with mpy-cross; return {package dir: bytes}."""
+    sizes = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for top in ("firmware", "board"):
+            for path in sorted(glob.glob(os.path.join(ROOT, top, "**", "*.py"), recursive=True)):
+                out = os.path.join(tmp, "x.mpy")
+                subprocess.run([tool("mpy-cross"), "-o", out, path], check=True)
+                key = os.path.relpath(os.path.dirname(path), ROOT)
+                sizes[key] = sizes.get(key, 0) + os.path.getsize(out)
+    return sizes
+
+
+def run_mpy_scripts(pattern):
+    figures = []
+    for script in sorted(glob.glob(os.path.join(ROOT, "tools", "bench", pattern))):
+        r = subprocess.run([tool("micropython"), "-X", "heapsize=" + HEAP, script],
+                           capture_output=True, text=True, cwd=ROOT, env=micropython_env(),
+                           timeout=600)
+        name = os.path.basename(script)
+        if r.returncode != 0:
+            figures.append((name, "FAILED", r.stderr.strip().splitlines()[-1:] or [""]))
+            continue
+        for line in r.stdout.splitlines():
+            if line.startswith("figure:"):
+                _, fname, value, unit = line.split(None, 3)
+                figures.append((name, fname, (value, unit)))
+    return figures
+
+
+def days_per_second(days):
+    for sub in ("host_tests/shim", "firmware", "host_tests"):
+        sys.path.insert(0, os.path.join(ROOT, sub))
+    from meter.app import Meter
+    from meter.frontends.simulated import SimulatedHousehold
+    from simhal.clock import VirtualClock
+
+    clock = VirtualClock(wall_s=9_000 * 86_400)
+    meter = Meter(clock, SimulatedHousehold(clock, seed=3))
+    meter.start()
+    n = days * 86_400
+    t0 = time.perf_counter()
+    for _ in range(n):
+        meter.step()
+        meter.idle()
+        clock.advance(1000)
+    return days / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="print the firmware's performance figures")
+    p.add_argument("--days", type=int, default=2, help="simulated days for the CPython run")
+    args = p.parse_args(argv)
+
+    print("== MicroPython unix port (heap %s) ==" % HEAP)
+    for script, name, value in run_mpy_scripts("mpy_*.py"):
+        if name == "FAILED":
+            print("  %-22s FAILED: %s" % (script, value[0]))
+        else:
+            print("  %-40s %10s %s   (%s)" % (name, value[0], value[1], script))
+
+    print("== mpy-cross ==")
+    sizes = mpy_sizes()
+    for key in sorted(sizes):
+        print("  %-40s %10d B" % (key, sizes[key]))
+    fw = sum(v for k, v in sizes.items() if k.startswith("firmware"))
+    print("  %-40s %10d B" % ("firmware total .mpy", fw))
+    print("  %-40s %10d B" % ("firmware + board total .mpy", sum(sizes.values())))
+
+    print("== CPython %d.%d ==" % sys.version_info[:2])
+    print("  %-40s %10.1f days/s" % ("simulated meter-days per second",
+                                     days_per_second(args.days)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Host simulation of one meter: the real firmware core on a virtual clock with a simulated
+household load. Prints one line per simulated minute and a summary when stopped.
+
+    make sim                          accelerated (60x: a simulated minute per second)
+    make sim ARGS="--speed 0"         as fast as possible
+    make sim ARGS="--realtime"        wall-clock pace
+    make sim ARGS="--duration 2d"     stop after two simulated days (also 90m, 12h, 3600s)
+"""
+
+import argparse
+import datetime
+import os
+import signal
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for sub in ("host_tests/shim", "firmware", "host_tests"):
+    sys.path.insert(0, os.path.join(ROOT, sub))
+
+from meter.app import Meter  # noqa: E402
+from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
+from meter.metering import REJECTED  # noqa: E402
+from meter.registers import FWD, REV, UNIT_DWH  # noqa: E402
+from meter import intervals  # noqa: E402
+from simhal.clock import VirtualClock  # noqa: E402
+
+EPOCH_2000 = datetime.datetime(2000, 1, 1)
+
+
+def parse_duration(text):
+    """'90m', '12h', '3d', '3600s' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def wall_seconds_from(dt):
+    return int((dt - EPOCH_2000).total_seconds())
+
+
+def fmt_time(minute, second=0):
+    dt = EPOCH_2000 + datetime.timedelta(minutes=minute, seconds=second)
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def kwh(regs, count):
+    """Register counts -> kWh as a decimal string with the register's resolution."""
+    dwh = count * regs.count_dwh()
+    whole, frac = divmod(dwh, 10_000)
+    return "%d.%04d" % (whole, frac)
+
+
+class Simulation:
+    def __init__(self, args):
+        start = (datetime.datetime.strptime(args.start, "%Y-%m-%dT%H:%M")
+                 if args.start else datetime.datetime.now().replace(microsecond=0))
+        self.clock = VirtualClock(wall_s=wall_seconds_from(start))
+        self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv)
+        self.meter = Meter(self.clock, self.front, unit=args.unit, coefficient=1)
+        self.args = args
+        self.stop = False
+        self.seconds = 0
+        self.max_w = 0
+        self.rejected = 0
+        self.start_fwd = 0
+        self.start_rev = 0
+        self.last_fwd = None
+
+    def run(self):
+        a = self.args
+        m = self.meter
+        m.start()
+        self.start_fwd = m.regs.count[FWD]
+        self.start_rev = m.regs.count[REV]
+        limit = parse_duration(a.duration) if a.duration else None
+        pace = 1.0 if a.realtime else (1.0 / a.speed if a.speed > 0 else 0.0)
+        t0 = time.monotonic()
+        print("simulated meter: start %s, unit %s kWh x %d, %s" % (
+            fmt_time(self.clock.wall_minute(), self.clock.wall_second()),
+            "%g" % (UNIT_DWH[m.regs.unit] / 10000), m.regs.coefficient,
+            "real time" if a.realtime else ("x%g" % a.speed if a.speed else "max speed")))
+        print("%-19s %12s %10s %7s %7s %7s %8s" % (
+            "time", "E0 kWh", "E3 kWh", "P W", "I A", "V", "1min kWh"))
+        while not self.stop and (limit is None or self.seconds < limit):
+            bits = m.step()
+            m.idle()
+            if bits == REJECTED:
+                self.rejected += 1
+            elif bits & intervals.CAPTURED and not a.quiet:
+                self.print_minute()
+            if m.metering.p_w > self.max_w:
+                self.max_w = m.metering.p_w
+            self.clock.advance(1000)
+            self.seconds += 1
+            if pace:
+                ahead = t0 + self.seconds * pace - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        self.summary(time.monotonic() - t0)
+
+    def print_minute(self):
+        m = self.meter
+        met = m.metering
+        fwd = m.regs.count[FWD]
+        step = "" if self.last_fwd is None else kwh(m.regs, fwd - self.last_fwd)
+        self.last_fwd = fwd
+        volt = "-" if met.v_dv < 0 else "%d.%d" % divmod(met.v_dv, 10)
+        print("%-19s %12s %10s %7d %7s %7s %8s" % (
+            fmt_time(self.clock.wall_minute()), kwh(m.regs, fwd), kwh(m.regs, m.regs.count[REV]),
+            met.p_w, "%d.%02d" % (met.i_ma // 1000, met.i_ma % 1000 // 10), volt, step),
+            flush=True)
+
+    def summary(self, elapsed):
+        m = self.meter
+        days = self.seconds / 86400
+        print()
+        print("summary: %d simulated seconds (%.3f days) in %.2f s real time, %.1f days/s" % (
+            self.seconds, days, elapsed, days / elapsed if elapsed > 0 else 0.0))
+        print("  E0 forward  %s kWh (+%s)" % (
+            kwh(m.regs, m.regs.count[FWD]), kwh(m.regs, m.regs.count[FWD] - self.start_fwd)))
+        print("  E3 reverse  %s kWh (+%s)" % (
+            kwh(m.regs, m.regs.count[REV]), kwh(m.regs, m.regs.count[REV] - self.start_rev)))
+        print("  peak power  %d W; samples %d, rejected %d, front end silent %d s" % (
+            self.max_w, m.metering.samples, self.rejected, m.silent))
+        print("  minute boundaries missed %d; events logged %d" % (
+            m.capture.missed, m.events.seq))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--speed", type=float, default=60.0,
+                   help="simulated seconds per real second (0 = as fast as possible)")
+    p.add_argument("--realtime", action="store_true", help="run at wall-clock pace")
+    p.add_argument("--duration", help="stop after this simulated time (e.g. 90m, 12h, 2d)")
+    p.add_argument("--start", help="simulated start time YYYY-MM-DDTHH:MM (default: now)")
+    p.add_argument("--seed", type=int, default=1, help="household load random seed")
+    p.add_argument("--pv", type=int, default=0, help="rooftop PV peak watts (reverse flow)")
+    p.add_argument("--unit", type=lambda s: int(s, 0), default=0x02,
+                   help="ECHONET E1 unit code (default 0x02 = 0.01 kWh)")
+    p.add_argument("--quiet", action="store_true", help="no per-minute lines")
+    args = p.parse_args(argv)
+    sim = Simulation(args)
+
+    def on_signal(signum, frame):
+        sim.stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sim.run()
+
+
+if __name__ == "__main__":
+    main()
