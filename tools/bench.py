@@ -56,10 +56,11 @@ def days_per_second(days):
         sys.path.insert(0, os.path.join(ROOT, sub))
     from meter.app import Meter
     from meter.frontends.simulated import SimulatedHousehold
+    from simhal.board import HostHal
     from simhal.clock import VirtualClock
 
     clock = VirtualClock(wall_s=9_000 * 86_400)
-    meter = Meter(clock, SimulatedHousehold(clock, seed=3))
+    meter = Meter(HostHal(clock, SimulatedHousehold(clock, seed=3)))
     meter.start()
     n = days * 86_400
     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
 from meter.metering import REJECTED  # noqa: E402
 from meter.registers import FWD, REV, UNIT_DWH  # noqa: E402
 from meter import intervals  # noqa: E402
+from simhal.board import HostHal  # noqa: E402
 from simhal.clock import VirtualClock  # noqa: E402
 
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
@@ -53,13 +54,22 @@ def kwh(regs, count):
     return "%d.%04d" % (whole, frac)
 
 
+class SimConfig:
+    """Meter settings for the simulation (the board definition's role on a board)."""
+
+    def __init__(self, args):
+        self.UNIT = args.unit
+        self.COEFFICIENT = 1
+        self.HISTORY_DAYS_RAM = 100
+
+
 class Simulation:
     def __init__(self, args):
         start = (datetime.datetime.strptime(args.start, "%Y-%m-%dT%H:%M")
                  if args.start else datetime.datetime.now().replace(microsecond=0))
         self.clock = VirtualClock(wall_s=wall_seconds_from(start))
         self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv)
-        self.meter = Meter(self.clock, self.front, unit=args.unit, coefficient=1)
+        self.meter = Meter(HostHal(self.clock, self.front), SimConfig(args))
         self.args = args
         self.stop = False
         self.seconds = 0

@@ -1,43 +1,88 @@
 # The shell: composes the core for one board and runs it once per second.
 #
-# Meter is the composition (registers, interval capture, metering, event log) that both the
-# board's asyncio loop and the host simulation drive: step() is one metering second, idle()
-# is background work between seconds. run_board() is the ESP32 entry point (main.py): it
-# builds the HAL from the board definition and runs step() on a 1 s cadence with asyncio.
+# Meter is the composition that both the board's asyncio loop and the host simulation
+# drive: step() is one metering second, idle() is background work between seconds, and
+# power_poll() runs the Last Gasp state machine at millisecond pace while mains is failing.
+# Meter also is the platform object the Last Gasp sequence acts on (freeze, commit, alarm,
+# radios off). run_board() is the ESP32 entry point (main.py).
+#
+# Settings come from a config object (the board definition module, or any object with the
+# same attributes); absent attributes take the defaults in _DEFAULTS.
 
 from micropython import const
 
-from meter.events import EventLog, STARTUP
+from meter import events as ev
+from meter.events import EventLog
 from meter.intervals import IntervalCapture, HalfHourHistory, MINUTE
+from meter.lastgasp import LastGasp, UP
 from meter.metering import Limits, Metering, Sample, REJECTED
-from meter.registers import EnergyRegisters
+from meter.registers import EnergyRegisters, FWD, REV
 
 FIRMWARE_VERSION = const(1)  # a small int logged at start-up (major * 100 + minor)
 _TICK_MS = const(1000)
+_FAST_MS = const(5)  # power-good polling period while an outage is being handled
+
+_DEFAULTS = {
+    "UNIT": 0x02,  # ECHONET E1: 0.01 kWh
+    "COEFFICIENT": 1,  # ECHONET D3
+    "MAX_POWER_W": 40_000,
+    "MAX_CURRENT_MA": 120_000,
+    "HISTORY_DAYS_RAM": 2,
+    "EVENTS": 128,
+    "METER_ID": b"SIM00001",
+    "LASTGASP": {},
+    "HOLDUP_BUDGET_MS": 4000,
+}
+
+
+def setting(config, name):
+    return getattr(config, name, _DEFAULTS[name])
 
 
 class Meter:
-    """One meter. hal is an object with .clock and .metrology (meter.hal contracts)."""
+    """One meter. hal has .clock and .metrology, optionally .power_good, .uplink, .radio
+    (meter.hal contracts; missing parts are None). mac is a meter.mac.Hmac under the
+    meter's key (needed for Last Gasp messages)."""
 
-    def __init__(self, clock, metrology, unit=0x02, coefficient=1, limits=None,
-                 history_days=2, events=128):
-        self.clock = clock
-        self.metrology = metrology
-        self.regs = EnergyRegisters(unit, coefficient)
-        self.capture = IntervalCapture(self.regs, half=HalfHourHistory(history_days))
-        self.metering = Metering(self.regs, self.capture, limits or Limits())
-        self.events = EventLog(events)
+    def __init__(self, hal, config=None, mac=None, store=None):
+        self.hal = hal
+        self.clock = hal.clock
+        self.metrology = hal.metrology
+        self.power_good = getattr(hal, "power_good", None)
+        self.uplink = getattr(hal, "uplink", None)
+        self.regs = EnergyRegisters(setting(config, "UNIT"), setting(config, "COEFFICIENT"))
+        self.capture = IntervalCapture(self.regs,
+                                       half=HalfHourHistory(setting(config, "HISTORY_DAYS_RAM")))
+        self.metering = Metering(self.regs, self.capture,
+                                 Limits(setting(config, "MAX_POWER_W"),
+                                        setting(config, "MAX_CURRENT_MA")))
+        self.events = EventLog(setting(config, "EVENTS"))
         self.sample = Sample()
+        self.store = store  # durable storage (meter.persist), None on a RAM-only meter
+        self.broute = None  # B-route service, set by the shell when a module is fitted
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
+        self.background = True
+        self.radios = True
+        self.asleep = False
+        self.commits_now = 0
+        self.lastgasp = None
+        if mac is not None:
+            lg = setting(config, "LASTGASP")
+            self.lastgasp = LastGasp(self, setting(config, "METER_ID"), mac, self.events,
+                                     setting(config, "HOLDUP_BUDGET_MS"), **lg)
+
+    # ---- start-up ----------------------------------------------------------------------
 
     def start(self, reset_kind=0):
         c = self.clock
-        self.events.log(STARTUP, self._minute(), c.wall_second(), reset_kind, FIRMWARE_VERSION)
+        minute, second, valid = c.wall_minute(), c.wall_second(), c.wall_valid()
+        self.events.log(ev.STARTUP, minute if valid else -1, second, reset_kind,
+                        FIRMWARE_VERSION)
+        if self.lastgasp is not None:
+            self.lastgasp.boot(minute, second, valid)
 
-    def _minute(self):
-        c = self.clock
-        return c.wall_minute() if c.wall_valid() else -1
+    # ---- the metering second ---------------------------------------------------------------
 
     def step(self):
         """One metering second. Returns the interval-capture bits (or REJECTED)."""
@@ -46,7 +91,8 @@ class Meter:
         minute = c.wall_minute()
         second = c.wall_second()
         valid = c.wall_valid()
-        if self.metrology.poll(s, c.ticks_ms()):
+        now = c.ticks_ms()
+        if self.metrology.poll(s, now):
             bits = self.metering.tick(s, minute, second, valid)
         else:
             self.silent += 1
@@ -54,13 +100,93 @@ class Meter:
         self.ticks += 1
         if bits != REJECTED and bits & MINUTE:
             self.on_minute(minute, bits)
+        if self.power_good is not None and self.lastgasp is not None:
+            self.lastgasp.poll(now, self.power_good.value(), minute, second, valid)
         return bits
 
+    def power_poll(self):
+        """Fast path while mains is failing: returns the poll period in ms, or 0 when the
+        Last Gasp machine is idle (mains present) and the 1 s cadence suffices."""
+        lg = self.lastgasp
+        if lg is None or self.power_good is None:
+            return 0
+        c = self.clock
+        st = lg.poll(c.ticks_ms(), self.power_good.value(), c.wall_minute(), c.wall_second(),
+                     c.wall_valid())
+        return 0 if st == UP else _FAST_MS
+
     def on_minute(self, minute, bits):
-        """A minute boundary was processed (the journal commit hooks in here)."""
+        """A minute boundary was processed: commit it."""
+        if self.store is not None:
+            self.store.commit_minute(bits)
 
     def idle(self):
-        """Background work between seconds (journal compaction hooks in here)."""
+        """Background work between seconds (journal compaction), stopped by Last Gasp."""
+        if self.background and self.store is not None:
+            self.store.background_step()
+
+    # ---- the Last Gasp platform ------------------------------------------------------------
+
+    def freeze(self):
+        self.metering.frozen = True
+
+    def unfreeze(self):
+        self.metering.frozen = False
+
+    def stop_background(self):
+        self.background = False
+
+    def resume_background(self):
+        self.background = True
+
+    def commit_now(self):
+        self.commits_now += 1
+        if self.store is not None:
+            self.store.commit_now()
+
+    def persist_lastgasp(self, payload):
+        if self.store is not None:
+            self.store.save_lastgasp(payload)
+
+    def send_alarm(self, payload):
+        up = self.uplink
+        if up is None or not up.connected():
+            return False
+        return up.send("alarm", payload)
+
+    def notify_broute(self, kind):
+        if self.broute is not None:
+            self.broute.notify_power(kind)
+
+    def radios_off(self):
+        self.radios = False
+        radio = getattr(self.hal, "radio", None)
+        if radio is not None:
+            radio.close()
+
+    def radios_on(self):
+        self.radios = True
+        self.asleep = False
+        radio = getattr(self.hal, "radio", None)
+        if radio is not None:
+            radio.open()
+
+    def sleep(self):
+        self.asleep = True
+        sleeper = getattr(self.hal, "sleep", None)
+        if sleeper is not None:
+            sleeper()
+
+    def snapshot(self):
+        return self.regs.count[FWD], self.regs.count[REV]
+
+    @property
+    def unit(self):
+        return self.regs.unit
+
+    @property
+    def coefficient(self):
+        return self.regs.coefficient
 
 
 def run_board():
@@ -71,10 +197,11 @@ def run_board():
     from esp32hal.factory import build_hal
 
     hal = build_hal(board_config)
-    cfg = board_config
-    meter = Meter(hal.clock, hal.metrology,
-                  limits=Limits(cfg.MAX_POWER_W, cfg.MAX_CURRENT_MA))
+    meter = Meter(hal, board_config, mac=hal.mac, store=hal.store)
     meter.start(hal.reset_kind)
+    wake = asyncio.ThreadSafeFlag()
+    if meter.power_good is not None:
+        meter.power_good.irq(lambda pin: wake.set())
 
     async def metering_task():
         deadline = time.ticks_add(time.ticks_ms(), _TICK_MS)
@@ -88,4 +215,17 @@ def run_board():
                 await asyncio.sleep_ms(wait)
             deadline = time.ticks_add(deadline, _TICK_MS)
 
-    asyncio.run(metering_task())
+    async def power_task():
+        # woken by the power-good edge; polls at ms pace until the episode is over
+        while True:
+            await wake.wait()
+            period = meter.power_poll()
+            while period:
+                await asyncio.sleep_ms(period)
+                period = meter.power_poll()
+
+    async def main():
+        asyncio.create_task(power_task())
+        await metering_task()
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ import time
 from meter.app import Meter
 from meter.frontends.simulated import SimulatedHousehold
 from meter.intervals import MINUTE
+from simhal.board import HostHal
 from simhal.clock import VirtualClock
 
 
@@ -15,7 +16,7 @@ def figure(name, value, unit):
 
 
 clock = VirtualClock(wall_s=9_000 * 86_400 + 7 * 3600)  # 07:00, a morning load
-meter = Meter(clock, SimulatedHousehold(clock, seed=7))
+meter = Meter(HostHal(clock, SimulatedHousehold(clock, seed=7)))
 meter.start()
 for _ in range(120):  # warm up: first captures, lazily built state
     meter.step()
