@@ -32,7 +32,7 @@ class Sample:
         self.q_lag = 0  # var*s lagging
         self.q_lead = 0  # var*s leading
         self.p_w = 0  # instantaneous active power, W (negative = export)
-        self.i_ma = 0  # current phase R (single phase: the line), mA
+        self.i_ma = 0  # current phase R (single phase: the line), mA; NO_VALUE: none
         self.i2_ma = NO_VALUE  # current phase T, mA (single-phase 2-wire: none)
         self.v_dv = NO_VALUE  # voltage, 0.1 V
 
@@ -75,7 +75,9 @@ class Metering:
         lim = self.limits
         if s.dt_ms <= 0 or s.dt_ms > lim.max_dt_ms:
             return REJ_INTERVAL
-        if s.e_fwd < 0 or s.e_rev < 0 or s.q_lag < 0 or s.q_lead < 0 or s.i_ma < 0:
+        if s.e_fwd < 0 or s.e_rev < 0 or s.q_lag < 0 or s.q_lead < 0:
+            return REJ_NEGATIVE
+        if s.i_ma < NO_VALUE or s.i2_ma < NO_VALUE:  # NO_VALUE (-1): no current reading
             return REJ_NEGATIVE
         # energy [J] <= P_max [W] * dt [ms] / 1000, kept in small ints:
         # dt <= 60 000 ms and P_max <= 100 kW keep the product below 2**30 once split.

@@ -1,0 +1,82 @@
+# Board definition (data only): ESP32-DevKitC with an ESP32-WROOM-32 module (4 MiB flash).
+#
+# GPIO 6-11 are the module's SPI flash; 16/17 are free on WROOM-32 (not on WROVER, where
+# they drive PSRAM); 34-39 are inputs without internal pull-ups; 0, 2, 5, 12, 15 are
+# strapping pins and stay unused. Units: pins are GPIO numbers, levels 0/1.
+
+BOARD = "esp32_devkitc"
+CHIP = "esp32"
+FLASH_SIZE = 4 * 1024 * 1024
+
+# Power-good comparator on the unregulated supply (push-pull output, high while mains is up)
+PIN_POWER_GOOD = 34
+POWER_GOOD_LEVEL = 1
+
+# Breaker/relay driver and its auxiliary feedback contact
+PIN_RELAY = 26
+RELAY_CLOSED_LEVEL = 1
+PIN_RELAY_FEEDBACK = 35  # external pull-up; the closed contact pulls it low
+FEEDBACK_CLOSED_LEVEL = 0
+FEEDBACK_PULL_UP = False  # GPIO35 has no internal pull-up: the board has one
+
+# S0 pulse input (open collector to GND, internal pull-up), counted by PCNT unit 0
+PIN_S0 = 27
+S0_PULL_UP = True
+S0_ACTIVE_LEVEL = 0
+S0_COUNTER = "pcnt"  # "pcnt": hardware counter (RC debounce on the board); "edges": Pin.irq
+S0_PCNT_UNIT = 0
+S0_IMP_PER_KWH = 1000
+S0_MIN_WIDTH_MS = 30
+S0_MIN_GAP_MS = 80
+
+# BL0942 on UART2 at 4800 8N1 (SSOP10: address 0); calibration of the datasheet's
+# reference design (1 mOhm shunt, 5 x 390 kOhm + 0.51 kOhm divider) as (num, den)
+BL0942_UART_ID = 2
+PIN_BL0942_TX = 17
+PIN_BL0942_RX = 16
+BL0942_ADDRESS = 0
+BL0942_CAL_V_DV = (425, 675_042)
+BL0942_CAL_I_MA = (609, 152_989)
+BL0942_CAL_P_W = (645, 402_089)
+BL0942_CAL_E_J = (538_927, 801)
+
+# Supply: Japan, 100 V single-phase 2-wire; 50 Hz east / 60 Hz west of the Fuji river
+WIRING = "1P2W"
+NOMINAL_V_DV = 1010
+LINE_HZ = 50
+
+# Fitted parts: metrology front end ("bl0942", "s0", "simulated") and B-route radio module
+# (meter.radio.registry kinds: "wifi", "wisun", "ethernet"; "none" for no B-route)
+METROLOGY = "bl0942"
+RADIO = "wifi"
+
+# Hold-up: 1.5 F supercapacitor charged to 5.0 V, buck-boost to 3.3 V down to 2.7 V input.
+# Last Gasp current profile at the 3.3 V rail as (ms, mA) steps: freeze and commit, the
+# Wi-Fi alarm burst with repeats, radios off, then the board idling until it browns out.
+HOLDUP = {
+    "cap_mf": 1500,
+    "v_start_mv": 5000,
+    "v_min_mv": 2700,
+    "eff_pct": 85,
+    "profile": ((20, 80), (1500, 240), (200, 120), (2000, 45)),
+}
+HOLDUP_BUDGET_MS = 4000
+LASTGASP = {"debounce_ms": 20, "restore_ms": 200, "repeats": 2, "repeat_ms": 500}
+
+# Remote ampere control: allowed limits and the contract (A)
+CURRENT_LIMITS_A = (10, 15, 20, 30, 40, 50, 60)
+CONTRACT_LIMIT_A = 30
+
+# Journal on a raw data partition (partitions.csv in this folder)
+JOURNAL_PARTITION = "journal"
+JOURNAL_SIZE = 256 * 1024
+
+# Plausibility limits of the metering path (meter rated 60 A at 100 V, with margin)
+MAX_POWER_W = 12_000
+MAX_CURRENT_MA = 120_000
+
+WDT_TIMEOUT_MS = 10_000
+
+# Demo mode (METROLOGY = "simulated"): the household of meter.frontends.simulated
+DEMO_SEED = 1
+DEMO_PV_W = 0

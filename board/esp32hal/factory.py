@@ -1,0 +1,159 @@
+# build_hal(config): the one place that turns a board definition (board/<name>/board_config.py,
+# frozen as `board_config`) into HAL objects. Only the parts the board names are imported.
+#
+# The result (BoardHal) carries what meter.app.Meter and run_board() use: clock, metrology,
+# power_good, relay, flash (the journal partition), radio (B-route module or None), uplink
+# (None until an A-route transport exists), mac (meter.mac.Hmac under the provisioned key,
+# None when /meter.key is missing), store (None: the app composes the journal store),
+# wdt, reset_kind, sleep(). A part that cannot be created is left None and its error code
+# is appended to `problems` (printed at start-up), so a half-fitted bench board still runs.
+#
+# Secrets never sit in the board definition: Wi-Fi credentials and the B-route ID/password
+# are read from /secrets.json on the board's filesystem, e.g.
+#   {"wifi_ssid": "...", "wifi_password": "...", "broute_id": "...", "broute_password": "..."}
+
+from esp32hal.clock import EspClock
+from esp32hal.pins import PowerGoodPin, RelayPins
+from esp32hal.resetcause import reset_kind
+
+SECRETS_PATH = "/secrets.json"
+_LIGHTSLEEP_MS = 100
+
+
+class BoardHal:
+    def __init__(self, config):
+        self.config = config
+        self.problems = []
+        self.clock = None
+        self.metrology = None
+        self.power_good = None
+        self.relay = None
+        self.flash = None
+        self.radio = None
+        self.uplink = None
+        self.mac = None
+        self.store = None
+        self.wdt = None
+        self.reset_kind = 0
+        self.s0_input = None
+
+    def sleep(self):
+        """End of the Last Gasp sequence: light-sleep until mains returns (or the capacitor
+        runs out); RAM and the relay output are kept, so the meter resumes on return."""
+        import machine
+
+        pg = self.power_good
+        while pg is not None and not pg.value():
+            if self.wdt is not None:
+                self.wdt.feed()
+            machine.lightsleep(_LIGHTSLEEP_MS)
+
+
+def _secrets():
+    try:
+        import json
+
+        with open(SECRETS_PATH) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _uart(uart_id, baud, tx, rx):
+    from esp32hal.uart import EspUart
+
+    return EspUart(uart_id, baud, tx, rx)
+
+
+def _metrology(cfg, hal):
+    kind = cfg.METROLOGY
+    if kind == "bl0942":
+        from meter.frontends.bl0942 import Bl0942
+
+        fe = Bl0942(_uart(cfg.BL0942_UART_ID, 4800, cfg.PIN_BL0942_TX, cfg.PIN_BL0942_RX),
+                    address=cfg.BL0942_ADDRESS, v_cal=cfg.BL0942_CAL_V_DV,
+                    i_cal=cfg.BL0942_CAL_I_MA, p_cal=cfg.BL0942_CAL_P_W,
+                    e_cal=cfg.BL0942_CAL_E_J, line_hz=cfg.LINE_HZ,
+                    max_power_w=cfg.MAX_POWER_W)
+        fe.configure()
+        return fe
+    if kind == "s0":
+        from meter.frontends.s0 import S0PulseInput
+        from esp32hal import s0input
+
+        import machine
+
+        counter = edges = None
+        falling = cfg.S0_ACTIVE_LEVEL == 0
+        if cfg.S0_COUNTER == "pcnt" and hasattr(machine, "Counter"):  # MicroPython >= 1.26
+            counter = s0input.PcntCounter(cfg.PIN_S0, cfg.S0_PCNT_UNIT, falling,
+                                          cfg.S0_PULL_UP)
+        else:
+            edges = s0input.EdgeRing(cfg.PIN_S0, cfg.S0_PULL_UP)
+        hal.s0_input = counter or edges
+        return S0PulseInput(cfg.S0_IMP_PER_KWH, counter=counter, edges=edges,
+                            min_width_ms=cfg.S0_MIN_WIDTH_MS, min_gap_ms=cfg.S0_MIN_GAP_MS,
+                            active_level=cfg.S0_ACTIVE_LEVEL,
+                            nominal_v_dv=cfg.NOMINAL_V_DV, max_power_w=cfg.MAX_POWER_W)
+    if kind == "simulated":
+        from meter.frontends.simulated import SimulatedHousehold
+
+        return SimulatedHousehold(hal.clock, seed=cfg.DEMO_SEED, pv_w=cfg.DEMO_PV_W,
+                                  three_wire=cfg.WIRING == "1P3W")
+    raise ValueError("E_METROLOGY " + kind)
+
+
+def _radio(cfg, secrets):
+    kind = cfg.RADIO
+    if kind == "none":
+        return None
+    from meter.radio import registry
+
+    if kind == "wifi":
+        return registry.create("wifi", secrets["wifi_ssid"], secrets["wifi_password"])
+    if kind == "wisun":
+        uart = _uart(cfg.WISUN_UART_ID, cfg.WISUN_BAUD, cfg.PIN_WISUN_TX, cfg.PIN_WISUN_RX)
+        return registry.create("wisun", uart, secrets["broute_id"], secrets["broute_password"])
+    if kind == "ethernet":
+        return registry.create("ethernet", lan_args=getattr(cfg, "LAN_ARGS", None))
+    raise ValueError("E_RADIO " + kind)
+
+
+def _mac():
+    from meter.keyfile import load_key
+    from meter.mac import Hmac
+
+    return Hmac(load_key())
+
+
+def build_hal(cfg):
+    hal = BoardHal(cfg)
+    hal.reset_kind = reset_kind()
+    hal.clock = EspClock()
+    hal.power_good = PowerGoodPin(cfg.PIN_POWER_GOOD, cfg.POWER_GOOD_LEVEL)
+    hal.relay = RelayPins(cfg.PIN_RELAY, cfg.PIN_RELAY_FEEDBACK, cfg.RELAY_CLOSED_LEVEL,
+                          cfg.FEEDBACK_CLOSED_LEVEL, cfg.FEEDBACK_PULL_UP)
+    try:
+        from esp32hal.flash import PartitionFlash
+
+        hal.flash = PartitionFlash(cfg.JOURNAL_PARTITION, cfg.JOURNAL_SIZE)
+    except OSError as e:
+        hal.problems.append(e.args[0] if e.args else "E_FLASH")
+    hal.metrology = _metrology(cfg, hal)
+    try:
+        hal.radio = _radio(cfg, _secrets())
+    except KeyError as e:
+        hal.problems.append("E_SECRET_MISSING " + str(e.args[0]))
+    except (ImportError, OSError, ValueError) as e:
+        hal.problems.append("E_RADIO " + str(e))
+    try:
+        hal.mac = _mac()
+    except Exception as e:  # KeyMissing: the meter runs, unsealed, and says so
+        hal.problems.append(e.args[0] if e.args else "E_KEY")
+    if cfg.WDT_TIMEOUT_MS:
+        from esp32hal.watchdog import Watchdog
+
+        hal.wdt = Watchdog(cfg.WDT_TIMEOUT_MS)
+    for p in hal.problems:
+        print("board:", p)
+    return hal

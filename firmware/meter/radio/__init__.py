@@ -1,0 +1,1 @@
+# Pluggable B-route radio modules: the module contract, a registry, the B-route pump.

@@ -1,0 +1,43 @@
+# The radio-module contract: what the B-route needs from Wi-Fi, Ethernet, Wi-SUN or host UDP.
+#
+# A module is a datagram endpoint (hal.Datagram: sendto / recvfrom_into) with an identity,
+# a life cycle (open / close), a link status, and presence (a removable module reports
+# present() False once it was pulled). poll(now_ms) gives a module that talks to its
+# hardware over a byte stream (Wi-SUN over UART) time to run its sans-IO driver.
+# respond(challenge) proves the module holds the key provisioned for it (see auth.py).
+# Addresses are opaque to the B-route: whatever recvfrom_into returned is what sendto
+# takes back. `group` is the address notifications go to (multicast), or None.
+
+from meter.hal import Datagram
+
+# link states
+DOWN = 0
+UP = 1
+
+
+class RadioModule(Datagram):
+    kind = "none"  # "wifi", "ethernet", "wisun", "udp"
+    group = None
+
+    def identity(self):
+        """(kind, module id, firmware version) as strings."""
+        raise NotImplementedError
+
+    def open(self):
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+    def present(self):
+        return True
+
+    def link_up(self):
+        raise NotImplementedError
+
+    def poll(self, now_ms):
+        return None
+
+    def respond(self, challenge):
+        """HMAC-SHA256 of the challenge under this module's provisioned key."""
+        raise NotImplementedError

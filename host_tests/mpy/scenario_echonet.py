@@ -1,0 +1,151 @@
+# ECHONET Lite service under the MicroPython unix port: Gets of E0/E7/E8/D0/EE/E2 checked
+# against the core, bad frames dropped, then the benchmark figures: frames handled per
+# second and bytes allocated per Get (gc.mem_alloc deltas, and heap_lock() proof).
+
+import gc
+import micropython
+import time
+
+from meter import caltime
+from meter.echonet import codec
+from meter.echonet.meter_object import SmartMeter
+from meter.echonet.node import Identity, NodeProfile
+from meter.echonet.service import Service
+from meter.intervals import IntervalCapture
+from meter.metering import Metering, Sample
+from meter.registers import EnergyRegisters, FWD
+
+regs = EnergyRegisters(unit=0x02, coefficient=1)
+cap = IntervalCapture(regs)
+met = Metering(regs, cap)
+ident = Identity(serial=b"MPY000000001")
+meter = SmartMeter(regs, met, cap, ident)
+node = NodeProfile(ident, (meter,))
+svc = Service(node, (meter,), flood_limit=1 << 29)
+
+s = Sample()
+s.dt_ms = 1000
+s.e_fwd = 1500
+s.p_w = 1500
+s.i_ma = 15_049
+s.v_dv = 1010
+base = caltime.to_minute(2026, 11, 28, 10, 0)
+minute = base
+second = 0
+for t in range(7200):
+    second += 1
+    if second == 60:
+        second = 0
+        minute += 1
+    met.tick(s, minute, second, True)
+assert caltime.ymdhm(minute) == (2026, 11, 28, 12, 0)
+
+
+def frame(esv, epcs, edts=None, tid=1):
+    out = bytearray(b"\x10\x81")
+    out.append(tid >> 8)
+    out.append(tid & 0xFF)
+    out.extend(b"\x05\xff\x01\x02\x88\x01")
+    out.append(esv)
+    out.append(len(epcs))
+    for i in range(len(epcs)):
+        edt = edts[i] if edts else b""
+        out.append(epcs[i])
+        out.append(len(edt))
+        out.extend(edt)
+    return out
+
+
+rx = svc.rx
+tx = svc.tx.buf
+
+
+def handle(req):
+    n = len(req)
+    for i in range(n):
+        rx[i] = req[i]
+    return svc.handle(rx, n, minute, second, True, 0)
+
+
+def u32(b, o):
+    return (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]
+
+
+# --- correctness under the port ---------------------------------------------------------
+n = handle(frame(0x62, [0xE0, 0xE7, 0xE8, 0xD0]))
+f = codec.Frame()
+assert codec.parse(tx, n, f, n) == codec.OK and f.esv == 0x72 and f.opc == 4
+assert u32(tx, f.at[0]) == regs.count[FWD] == 7200 * 1500 // 36_000
+assert u32(tx, f.at[1]) == 1500
+assert tx[f.at[2]] == 0 and tx[f.at[2] + 1] == 150 and tx[f.at[2] + 2] == 0x7F
+d0 = f.at[3]
+assert (tx[d0] << 8 | tx[d0 + 1], tx[d0 + 2], tx[d0 + 3], tx[d0 + 4], tx[d0 + 5]) == (
+    2026, 11, 28, 12, 0)
+
+ef = bytes((0x07, 0xEA, 11, 28, 11, 59, 10))
+n = handle(frame(0x61, [0xEF], [ef]))
+assert tx[10] == 0x71
+n = handle(frame(0x62, [0xEE]))
+assert codec.parse(tx, n, f, n) == codec.OK and f.pdc[0] == 87
+slot = cap.ring.slot(base + 119)
+assert u32(tx, f.at[0] + 7) == cap.ring.fwd[slot]
+
+n = handle(frame(0x62, [0xE2]))
+assert codec.parse(tx, n, f, n) == codec.OK and f.pdc[0] == 194
+
+assert handle(b"\x10\x82" + frame(0x62, [0xE0])[2:]) == 0
+assert handle(frame(0x62, [0xE0])[:13]) == 0
+assert svc.errors[codec.E_EHD] == 1 and svc.errors[codec.E_TRUNCATED] == 1
+
+# --- benchmark --------------------------------------------------------------------------
+GET_E0 = frame(0x62, [0xE0])
+GET_MIX = frame(0x62, [0xE0, 0xE7, 0xE8, 0xD0])
+GET_EE = frame(0x62, [0xEE])
+GET_E2 = frame(0x62, [0xE2])
+
+
+def load(req):
+    for i in range(len(req)):
+        rx[i] = req[i]
+    return len(req)
+
+
+def alloc_per_get(req, rounds=50):
+    n = load(req)
+    svc.handle(rx, n, minute, second, True, 0)
+    gc.collect()
+    a = gc.mem_alloc()
+    for _ in range(rounds):
+        svc.handle(rx, n, minute, second, True, 0)
+    return (gc.mem_alloc() - a) // rounds
+
+
+def heap_locked(req):
+    n = load(req)
+    micropython.heap_lock()
+    try:
+        svc.handle(rx, n, minute, second, True, 0)
+        ok = True
+    except MemoryError:
+        ok = False
+    micropython.heap_unlock()
+    return ok
+
+
+def rate(req, count=2000):
+    n = load(req)
+    t0 = time.ticks_us()
+    for _ in range(count):
+        svc.handle(rx, n, minute, second, True, 0)
+    dt = time.ticks_diff(time.ticks_us(), t0)
+    return count * 1_000_000 // dt
+
+
+for name, req in (("Get E0", GET_E0), ("Get E0+E7+E8+D0", GET_MIX), ("Get EE (10 min)", GET_EE),
+                  ("Get E2 (48 values)", GET_E2)):
+    per = alloc_per_get(req)
+    locked = heap_locked(req)
+    print("%-20s %6d frames/s  %3d bytes allocated per Get  heap_lock %s"
+          % (name, rate(req, 500 if req is GET_E2 else 2000), per, "ok" if locked else "FAILED"))
+    assert per == 0 and locked, name
+print("PASS")

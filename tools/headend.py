@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Head-end side of remote current control: build signed commands, verify and parse responses.
+
+The byte layouts are documented in firmware/meter/command.py; this module encodes them
+independently with CPython's struct and hmac (the meter uses meter.mac), so a test that
+pairs the two checks both ends. Library use:
+
+    he = HeadEnd(meter_id=b"SIM00001", key=b"...", counter=41)
+    req = he.create(rid=7, start=m + 60, end=m + 180, limit=20, expiry=m + 5)
+    resp = he.parse(meter_reply_bytes)          # raises ResponseError if not authentic
+    rec = parse_record(resp.data)               # Record(rid, start, end, limit, ...)
+    req2 = he.confirm(7, rec.digest, expiry=m + 5)
+
+CLI (prints the request as hex; keeps the counter in a state file):
+
+    headend.py --meter-id SIM00001 --key-hex 00.. --state he.json create --id 7 \
+        --start 14000000 --end 14000060 --limit 20 --expiry 13999990
+    headend.py --meter-id SIM00001 --key-hex 00.. parse --hex 01..
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+from collections import namedtuple
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+for _sub in ("../host_tests/shim", "../firmware"):
+    _p = os.path.normpath(os.path.join(_HERE, _sub))
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from meter import command as C  # noqa: E402  (codes only; layouts are re-encoded here)
+from meter import status as S  # noqa: E402
+from meter.reservations import STATE_NAMES  # noqa: E402
+from meter.limiter import STATE_NAMES as BREAKER_STATES  # noqa: E402
+
+Response = namedtuple("Response", "code meter_id counter tag status data")
+Record = namedtuple("Record", "rid start end limit flags state digest")
+AuditEntry = namedtuple("AuditEntry", "seq counter minute second code status arg")
+Status = namedtuple("Status", "contract active_a active_id state recloses flags")
+DrillTrip = namedtuple("DrillTrip", "kind minute second current_ma limit_a")
+DrillReport = namedtuple("DrillReport", "running source start_min start_s end_min end_s "
+                         "low_a trips max_ma over_s records")
+
+
+class ResponseError(Exception):
+    pass
+
+
+def record_digest(rid, start, end, limit, flags):
+    """The meter's reservation digest, computed independently from the read-back values."""
+    return hashlib.sha256(b"RSV1" + struct.pack(">HiiBB", rid, start, end, limit,
+                                                flags)).digest()[:8]
+
+
+class HeadEnd:
+    def __init__(self, meter_id, key, counter=0):
+        if len(meter_id) != 8:
+            raise ValueError("meter id must be 8 bytes")
+        self.meter_id = bytes(meter_id)
+        self.key = bytes(key)
+        self.counter = counter  # last counter used; the next request uses counter + 1
+        self.sent = {}  # counter -> request tag, to bind responses
+
+    def build(self, code, args=b"", expiry=0, counter=None):
+        """Signed request; counter defaults to the next one."""
+        if counter is None:
+            self.counter += 1
+            counter = self.counter
+        body = struct.pack(">BB8sIiB", C.VERSION, code, self.meter_id, counter, expiry,
+                           len(args)) + args
+        mac = hmac.new(self.key, body, hashlib.sha256).digest()
+        self.sent[counter] = mac[:8]
+        return body + mac
+
+    def create(self, rid, start, end, limit, expiry, drill=False):
+        return self.build(C.CMD_CREATE, struct.pack(">HiiBB", rid, start, end, limit,
+                                                    1 if drill else 0), expiry)
+
+    def confirm(self, rid, digest, expiry):
+        return self.build(C.CMD_CONFIRM, struct.pack(">H8s", rid, digest), expiry)
+
+    def cancel(self, rid, expiry):
+        return self.build(C.CMD_CANCEL, struct.pack(">H", rid), expiry)
+
+    def list(self, expiry):
+        return self.build(C.CMD_LIST, b"", expiry)
+
+    def read(self, rid, expiry):
+        return self.build(C.CMD_READ, struct.pack(">H", rid), expiry)
+
+    def contract(self, limit, expiry):
+        return self.build(C.CMD_CONTRACT, struct.pack(">B", limit), expiry)
+
+    def reset(self, expiry):
+        return self.build(C.CMD_RESET, b"", expiry)
+
+    def drill(self, limit, duration_s, expiry):
+        return self.build(C.CMD_DRILL, struct.pack(">BH", limit, duration_s), expiry)
+
+    def report(self, expiry):
+        return self.build(C.CMD_REPORT, b"", expiry)
+
+    def audit(self, skip, expiry):
+        return self.build(C.CMD_AUDIT, struct.pack(">B", skip), expiry)
+
+    def status(self, expiry):
+        return self.build(C.CMD_STATUS, b"", expiry)
+
+    def parse(self, resp, check_tag=True):
+        """Verify a response's HMAC, meter id and request binding; return a Response."""
+        if len(resp) < 24 + 32:
+            raise ResponseError("short response")
+        ver, code, meter_id, counter, tag, st, n = struct.unpack_from(">BB8sI8sBB", resp, 0)
+        if ver != C.VERSION or len(resp) != 24 + n + 32:
+            raise ResponseError("bad length or version")
+        if not hmac.compare_digest(hmac.new(self.key, resp[:24 + n], hashlib.sha256).digest(),
+                                   resp[24 + n:]):
+            raise ResponseError("bad response MAC")
+        if meter_id != self.meter_id:
+            raise ResponseError("response from another meter")
+        if check_tag and self.sent.get(counter) not in (None, tag):
+            raise ResponseError("response not bound to our request")
+        return Response(code, meter_id, counter, tag, st, bytes(resp[24:24 + n]))
+
+
+def parse_record(data, off=0):
+    rid, start, end, limit, flags, state = struct.unpack_from(">HiiBBB", data, off)
+    return Record(rid, start, end, limit, flags, state, bytes(data[off + 13:off + 21]))
+
+
+def parse_records(data):
+    if len(data) % 21:
+        raise ResponseError("record list length")
+    return [parse_record(data, k) for k in range(0, len(data), 21)]
+
+
+def parse_audit(data):
+    if len(data) % 17:
+        raise ResponseError("audit length")
+    return [AuditEntry(*struct.unpack_from(">IIiBBBH", data, k)) for k in range(0, len(data), 17)]
+
+
+def parse_status(data):
+    c, a, aid, st, rc, fl, _ = struct.unpack(">BBHBBBB", data)
+    return Status(c, a, aid, st, rc, fl)
+
+
+def parse_drill_report(data):
+    h = struct.unpack_from(">BBHiBiBBHIIB", data, 0)
+    recs = [DrillTrip(*struct.unpack_from(">BiBIB", data, 26 + 11 * k)) for k in range(h[11])]
+    return DrillReport(bool(h[1] & 1), h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10],
+                       recs)
+
+
+def describe(resp):
+    """A human-readable line (CLI output)."""
+    name = C.CMD_NAMES.get(resp.code, "?%d" % resp.code)
+    st = S.NAMES[resp.status] if resp.status < len(S.NAMES) else str(resp.status)
+    out = "%s #%d: %s" % (name, resp.counter, st)
+    if resp.status != S.OK or not resp.data:
+        return out
+    if resp.code in (C.CMD_CREATE, C.CMD_CONFIRM, C.CMD_CANCEL, C.CMD_READ, C.CMD_LIST):
+        for r in parse_records(resp.data):
+            out += "\n  id %d [%d, %d) %d A %s%s digest %s" % (
+                r.rid, r.start, r.end, r.limit, STATE_NAMES[r.state],
+                " drill" if r.flags & 1 else "", r.digest.hex())
+    elif resp.code == C.CMD_AUDIT:
+        for e in parse_audit(resp.data):
+            out += "\n  #%d ctr %d %d:%02d %s -> %s arg %d" % (
+                e.seq, e.counter, e.minute, e.second, C.CMD_NAMES.get(e.code, "?"),
+                S.NAMES[e.status] if e.status < len(S.NAMES) else e.status, e.arg)
+    elif resp.code == C.CMD_REPORT:
+        out += "\n  " + repr(parse_drill_report(resp.data))
+    else:
+        s = parse_status(resp.data)
+        out += "\n  contract %d A, active %d A (id %d), breaker %s, re-closes %d, flags %#x" % (
+            s.contract, s.active_a, s.active_id, BREAKER_STATES[s.state], s.recloses, s.flags)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--meter-id", required=True, help="8-character meter id")
+    p.add_argument("--key-hex", required=True)
+    p.add_argument("--state", help="JSON file keeping the last counter used")
+    p.add_argument("--counter", type=int, help="counter to use (overrides --state)")
+    p.add_argument("--expiry", type=int, default=0, help="expiry wall minute")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create")
+    for a in ("--id", "--start", "--end", "--limit"):
+        c.add_argument(a, type=int, required=True)
+    c.add_argument("--drill", action="store_true")
+    c = sub.add_parser("confirm")
+    c.add_argument("--id", type=int, required=True)
+    c.add_argument("--digest", required=True, help="hex, from the read-back record")
+    for name in ("cancel", "read"):
+        sub.add_parser(name).add_argument("--id", type=int, required=True)
+    sub.add_parser("contract").add_argument("--limit", type=int, required=True)
+    c = sub.add_parser("drill")
+    c.add_argument("--limit", type=int, required=True)
+    c.add_argument("--seconds", type=int, required=True)
+    sub.add_parser("audit").add_argument("--skip", type=int, default=0)
+    for name in ("list", "reset", "report", "status"):
+        sub.add_parser(name)
+    sub.add_parser("parse").add_argument("--hex", required=True)
+    a = p.parse_args(argv)
+
+    last = 0
+    if a.state and os.path.exists(a.state):
+        with open(a.state) as f:
+            last = json.load(f)["counter"]
+    he = HeadEnd(a.meter_id.encode(), bytes.fromhex(a.key_hex), last)
+    if a.cmd == "parse":
+        print(describe(he.parse(bytes.fromhex(a.hex), check_tag=False)))
+        return 0
+    if a.counter is not None:
+        he.counter = a.counter - 1
+    e = a.expiry
+    build = {
+        "create": lambda: he.create(a.id, a.start, a.end, a.limit, e, a.drill),
+        "confirm": lambda: he.confirm(a.id, bytes.fromhex(a.digest), e),
+        "cancel": lambda: he.cancel(a.id, e), "read": lambda: he.read(a.id, e),
+        "contract": lambda: he.contract(a.limit, e),
+        "drill": lambda: he.drill(a.limit, a.seconds, e),
+        "audit": lambda: he.audit(a.skip, e), "list": lambda: he.list(e),
+        "reset": lambda: he.reset(e), "report": lambda: he.report(e),
+        "status": lambda: he.status(e),
+    }[a.cmd]
+    print(build().hex())
+    if a.state:
+        with open(a.state, "w") as f:
+            json.dump({"counter": he.counter}, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
