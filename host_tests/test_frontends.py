@@ -343,8 +343,6 @@ def test_s0_nominal_voltage_zero_reports_no_current():
     assert s.i_ma == NO_VALUE
 
 
-@pytest.mark.xfail(reason="Metering.check() rejects i_ma == NO_VALUE as negative; the lead "
-                   "is asked to accept NO_VALUE for i_ma as it does for i2_ma", strict=False)
 def test_s0_sample_without_current_is_accepted_by_metering():
     fe = S0PulseInput(1000, nominal_v_dv=0)
     regs = EnergyRegisters(unit=0x04)

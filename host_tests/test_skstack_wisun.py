@@ -197,3 +197,37 @@ def test_full_path_hems_frame_through_the_wisun_module_and_the_broute(monkeypatc
     assert dest == HEMS
     props = decode(reply)["props"]
     assert props == [(0xE0, dm.regs.count[0].to_bytes(4, "big")), (0xE1, b"\x02")]
+
+
+def test_a_different_dongle_in_the_uart_slot_is_identified_afresh_and_must_authenticate():
+    import datetime
+
+    from demo_meter import DemoMeter
+    from meter.radio.broute import ACTIVE, EMPTY, REJECTED, BRoute
+
+    master = b"master"
+    fitted = [True]
+    r = Rig(key=auth.module_key(master, "wisun", "001D129012345678"),
+            present=lambda: fitted[0])
+    dm = DemoMeter(start=datetime.datetime(2026, 11, 28, 10, 0))
+    br = BRoute(dm.service, auth.ModuleAuth(master),
+                lambda: r.m if r.m.present() else None, lambda n: bytes(n))
+
+    def step(k):
+        for _ in range(k):
+            br.poll(*dm.now(), r.t)
+            out = r.uart.take()
+            if out:
+                r.uart.feed(r.coord.feed(out))
+            r.t += 10
+
+    step(20)
+    assert br.state == ACTIVE and r.m.identity()[1] == "001D129012345678"
+    fitted[0] = False
+    step(1)
+    assert br.state == EMPTY
+    r.coord = SkCoordinator(mac="001D1290AAAAAAAA")  # another dongle, not provisioned
+    fitted[0] = True
+    step(20)
+    assert r.m.identity()[1] == "001D1290AAAAAAAA"
+    assert br.state == REJECTED and r.m.state != S_UP

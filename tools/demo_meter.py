@@ -6,9 +6,8 @@ and the UDP server can run on their own."""
 import datetime
 
 from meter import caltime
-from meter.echonet.meter_object import SmartMeter
-from meter.echonet.node import Identity, NodeProfile
-from meter.echonet.service import Service
+from meter.echonet import service
+from meter.echonet.node import Identity
 from meter.intervals import IntervalCapture
 from meter.metering import Metering, Sample
 from meter.registers import EnergyRegisters
@@ -29,9 +28,9 @@ class DemoMeter:
         self.capture = IntervalCapture(self.regs)
         self.metering = Metering(self.regs, self.capture)
         self.identity = identity or Identity(serial=b"DEMO00000001")
-        self.meter = SmartMeter(self.regs, self.metering, self.capture, self.identity)
-        self.node = NodeProfile(self.identity, (self.meter,))
-        self.service = Service(self.node, (self.meter,))
+        self.service = service.build(self.regs, self.metering, self.capture, self.identity)
+        self.meter = self.service.objects[0]
+        self.node = self.service.node
         if start is None:
             start = datetime.datetime.now().replace(second=0, microsecond=0)
         self.minute = wall_minute(start)

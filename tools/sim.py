@@ -68,7 +68,8 @@ class Simulation:
         start = (datetime.datetime.strptime(args.start, "%Y-%m-%dT%H:%M")
                  if args.start else datetime.datetime.now().replace(microsecond=0))
         self.clock = VirtualClock(wall_s=wall_seconds_from(start))
-        self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv)
+        self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv, ev_w=args.ev,
+                                        three_wire=args.three_wire)
         self.meter = Meter(HostHal(self.clock, self.front), SimConfig(args))
         self.args = args
         self.stop = False
@@ -148,6 +149,9 @@ def main(argv=None):
     p.add_argument("--start", help="simulated start time YYYY-MM-DDTHH:MM (default: now)")
     p.add_argument("--seed", type=int, default=1, help="household load random seed")
     p.add_argument("--pv", type=int, default=0, help="rooftop PV peak watts (reverse flow)")
+    p.add_argument("--ev", type=int, default=0, help="EV charger watts (charges from 23:00)")
+    p.add_argument("--three-wire", action="store_true",
+                   help="single-phase three-wire 200 V supply (R and T currents)")
     p.add_argument("--unit", type=lambda s: int(s, 0), default=0x02,
                    help="ECHONET E1 unit code (default 0x02 = 0.01 kWh)")
     p.add_argument("--quiet", action="store_true", help="no per-minute lines")

@@ -53,8 +53,10 @@
 #     seq going backwards, or a seq gap with no corrupt slot to explain it is TAMPER: the
 #     record is not trusted, the event is reported at every mount and audit, and nothing
 #     is rewritten to hide it.
-#   * A record is live if it is the newest (highest seq) of its (type, key) and its key is
-#     among the `keep` newest keys of its type. Only live records are carried forward.
+#   * A record is live if it is the newest (highest seq) of its (type, key) and no newer
+#     key with the same key % keep was committed: keys of a type are expected to grow (time
+#     or seq based), so the `keep` newest consecutive keys are always kept. Only live
+#     records are carried forward; at most sum(keep) records are live.
 
 from micropython import const
 import struct
@@ -232,7 +234,8 @@ class Journal:
             live += n
         # Room for the live data, one sector being reclaimed, the head, the blank target
         # and the reserves.
-        if live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR > (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR:
+        room = (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR
+        if live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR > room:
             raise JournalError("E_JOURNAL_TOO_SMALL")
         self._page = bytearray(PAGE_SIZE)
         self._ff = b"\xff" * PAGE_SIZE  # an erased page, for comparisons
@@ -422,8 +425,9 @@ class Journal:
 
     def free_sectors(self):
         n = 0
-        for st in self._state:
-            if st == _BLANK:
+        st = self._state
+        for s in range(self.count):
+            if st[s] == _BLANK:
                 n += 1
         return n
 
@@ -569,7 +573,8 @@ class Journal:
     def compact_step(self):
         """Background work, called from the idle loop: erase one dirty sector, or reclaim
         the oldest sector (carry its live records forward, retire, erase) while fewer than
-        TARGET_BLANK sectors are erased. At most one erase per call."""
+        TARGET_BLANK sectors are erased. At most one erase per call. A call with nothing to
+        do allocates nothing."""
         if not self._mounted:
             raise JournalError("E_NOT_MOUNTED")
         for s in range(self.count):

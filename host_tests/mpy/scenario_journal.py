@@ -93,6 +93,21 @@ print("commit time (us, incl. simulated flash): mean %d max %d"
 print("compaction: %d erases over %d minutes, slowest step %d us (1 erase)"
       % (compact_erases, SECONDS // 60, compact_us_max))
 
+# The per-tick path (no commit due) and an idle compaction step allocate nothing.
+import micropython  # noqa: E402
+m.store.commit_minute(1000)
+m.store.compact_step()
+n_free = 0
+micropython.heap_lock()
+try:
+    for ms in range(2000, 60_000, 1000):
+        assert m.store.on_tick(ms, 0) == -1
+        n_free += m.store.compact_step()
+finally:
+    micropython.heap_unlock()
+assert n_free == 0
+print("per-tick store path and idle compaction step: no allocation (heap_lock)")
+
 # Last Gasp: frozen registers, commit into the reserve, no erase, nothing lost.
 m.metering.frozen = True
 for t in range(t0 + SECONDS, t0 + SECONDS + 37):

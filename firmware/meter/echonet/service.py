@@ -195,3 +195,13 @@ class Service:
         self.tx.second_block()
         refused += self._read_props(buf, obj, f.opc, f.opc2)
         return self._finish(refused, SETGET_RES, SETGET_SNA)
+
+
+def build(regs, metering, capture, identity, history=None, flood_limit=50):
+    """The B-route ECHONET stack of one meter: node profile + smart-meter object + service.
+    The smart-meter object is service.objects[0]."""
+    from meter.echonet.meter_object import SmartMeter
+    from meter.echonet.node import NodeProfile
+
+    meter = SmartMeter(regs, metering, capture, identity, history)
+    return Service(NodeProfile(identity, (meter,)), (meter,), flood_limit)

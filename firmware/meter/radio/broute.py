@@ -130,6 +130,10 @@ class BRoute:
         return True
 
     def _fitted(self, m):
+        try:
+            m.reset()
+        except OSError:
+            self.count[IO_ERRORS] += 1
         self.module = m
         self.state = PENDING
         self.link = False

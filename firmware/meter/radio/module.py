@@ -32,6 +32,11 @@ class RadioModule(Datagram):
     def present(self):
         return True
 
+    def reset(self):
+        """Forget what is known about the hardware (called when a module is fitted: the
+        same driver object may now face a different physical module)."""
+        return None
+
     def link_up(self):
         raise NotImplementedError
 

@@ -101,6 +101,15 @@ class WisunModule(RadioModule):
         self._qn = 0
         self._txlen = 0
 
+    def reset(self):
+        """Identify the module again from SKRESET (a module was fitted in the slot)."""
+        self.mac = None
+        self.firmware = None
+        self._reopen = False
+        self._head_view = None
+        self._restart()
+        self._reopen = False
+
     def present(self):
         return True if self._present is None else bool(self._present())
 
