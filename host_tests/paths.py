@@ -22,7 +22,27 @@ def tool(name):
     return found
 
 
-def micropython_env():
+def build_mpy(dest):
+    """Compile the firmware and the host HAL (simhal) with mpy-cross into dest, as the board
+    loads them (.mpy files: no compiler RAM at import). Returns dest."""
+    import subprocess
+
+    mpyc = tool("mpy-cross")
+    for src_root, pkg in ((FIRMWARE, "meter"), (HOST_TESTS, "simhal")):
+        for dirpath, _, files in os.walk(os.path.join(src_root, pkg)):
+            for f in files:
+                if not f.endswith(".py"):
+                    continue
+                src = os.path.join(dirpath, f)
+                out = os.path.join(dest, os.path.relpath(src, src_root)[:-3] + ".mpy")
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                subprocess.run([mpyc, "-o", out, src], check=True, capture_output=True)
+    return dest
+
+
+def micropython_env(mpy_dir=None):
+    """Environment for the unix port: compiled modules first (when given), then sources."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = os.pathsep.join([FIRMWARE, HOST_TESTS, ".frozen"])
+    path = ([mpy_dir] if mpy_dir else []) + [FIRMWARE, HOST_TESTS, ".frozen"]
+    env["MICROPYPATH"] = os.pathsep.join(path)
     return env

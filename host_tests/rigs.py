@@ -32,7 +32,7 @@ class MeterRig:
         self.hal = HostHal(self.clock, self.load, power_good=self.pg, uplink=self.uplink)
         self.mac = Hmac(KEY)
         self.config = Config(**lastgasp)
-        self.meter = Meter(self.hal, self.config, mac=self.mac, store=store)
+        self.meter = Meter(self.hal, self.config, key=KEY, store=store)
         self.meter.start()
 
     def seconds(self, n):

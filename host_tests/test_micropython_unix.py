@@ -8,19 +8,26 @@ import subprocess
 
 import pytest
 
-from paths import MPY_SCENARIOS, ROOT, micropython_env, tool
+from paths import MPY_SCENARIOS, ROOT, build_mpy, micropython_env, tool
 
 HEAP = "160k"  # close to an ESP32 without PSRAM (~110 KB free for the application)
+
+
+@pytest.fixture(scope="session")
+def mpy_dir(tmp_path_factory):
+    """The firmware as the board gets it: compiled by mpy-cross (one build per worker)."""
+    return build_mpy(str(tmp_path_factory.mktemp("mpy")))
 
 
 def scenarios():
     return sorted(f for f in os.listdir(MPY_SCENARIOS) if f.startswith("scenario_"))
 
 
-def run_script(name, heap=HEAP, timeout=300):
+def run_script(name, mpy_dir, heap=HEAP, timeout=300):
     return subprocess.run(
         [tool("micropython"), "-X", "heapsize=" + heap, os.path.join(MPY_SCENARIOS, name)],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=micropython_env())
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        env=micropython_env(mpy_dir))
 
 
 def test_the_port_is_real_micropython():
@@ -31,8 +38,8 @@ def test_the_port_is_real_micropython():
 
 
 @pytest.mark.parametrize("name", scenarios())
-def test_scenario(name):
-    r = run_script(name)
+def test_scenario(name, mpy_dir):
+    r = run_script(name, mpy_dir)
     lines = r.stdout.strip().splitlines()
     last = lines[-1] if lines else ""
     if last.startswith("SKIP"):

@@ -16,7 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
-from paths import micropython_env, tool  # noqa: E402
+from paths import build_mpy, micropython_env, tool  # noqa: E402
 
 HEAP = "160k"
 
@@ -34,12 +34,12 @@ def mpy_sizes():
     return sizes
 
 
-def run_mpy_scripts(pattern):
+def run_mpy_scripts(pattern, mpy_dir):
     figures = []
     for script in sorted(glob.glob(os.path.join(ROOT, "tools", "bench", pattern))):
         r = subprocess.run([tool("micropython"), "-X", "heapsize=" + HEAP, script],
-                           capture_output=True, text=True, cwd=ROOT, env=micropython_env(),
-                           timeout=600)
+                           capture_output=True, text=True, cwd=ROOT,
+                           env=micropython_env(mpy_dir), timeout=600)
         name = os.path.basename(script)
         if r.returncode != 0:
             figures.append((name, "FAILED", r.stderr.strip().splitlines()[-1:] or [""]))
@@ -76,8 +76,10 @@ def main(argv=None):
     p.add_argument("--days", type=int, default=2, help="simulated days for the CPython run")
     args = p.parse_args(argv)
 
-    print("== MicroPython unix port (heap %s) ==" % HEAP)
-    for script, name, value in run_mpy_scripts("mpy_*.py"):
+    print("== MicroPython unix port (heap %s, firmware as .mpy) ==" % HEAP)
+    with tempfile.TemporaryDirectory() as mpy_dir:
+        figures = run_mpy_scripts("mpy_*.py", build_mpy(mpy_dir))
+    for script, name, value in figures:
         if name == "FAILED":
             print("  %-22s FAILED: %s" % (script, value[0]))
         else:

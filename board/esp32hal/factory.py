@@ -3,7 +3,7 @@
 #
 # The result (BoardHal) carries what meter.app.Meter and run_board() use: clock, metrology,
 # power_good, relay, flash (the journal partition), radio (B-route module or None), uplink
-# (None until an A-route transport exists), mac (meter.mac.Hmac under the provisioned key,
+# (None until an A-route transport exists), key (the provisioned per-meter key bytes,
 # None when /meter.key is missing), store (None: the app composes the journal store),
 # wdt, reset_kind, sleep(). A part that cannot be created is left None and its error code
 # is appended to `problems` (printed at start-up), so a half-fitted bench board still runs.
@@ -31,7 +31,7 @@ class BoardHal:
         self.flash = None
         self.radio = None
         self.uplink = None
-        self.mac = None
+        self.key = None
         self.store = None
         self.wdt = None
         self.reset_kind = 0
@@ -119,11 +119,10 @@ def _radio(cfg, secrets):
     raise ValueError("E_RADIO " + kind)
 
 
-def _mac():
+def _key():
     from meter.keyfile import load_key
-    from meter.mac import Hmac
 
-    return Hmac(load_key())
+    return load_key()
 
 
 def build_hal(cfg):
@@ -147,7 +146,7 @@ def build_hal(cfg):
     except (ImportError, OSError, ValueError) as e:
         hal.problems.append("E_RADIO " + str(e))
     try:
-        hal.mac = _mac()
+        hal.key = _key()
     except Exception as e:  # KeyMissing: the meter runs, unsealed, and says so
         hal.problems.append(e.args[0] if e.args else "E_KEY")
     if cfg.WDT_TIMEOUT_MS:

@@ -15,6 +15,7 @@ from meter import events as ev
 from meter.events import EventLog
 from meter.intervals import IntervalCapture, HalfHourHistory, MINUTE
 from meter.lastgasp import LastGasp, UP
+from meter.mac import Hmac
 from meter.metering import Limits, Metering, Sample, REJECTED
 from meter.registers import EnergyRegisters, FWD, REV
 
@@ -32,6 +33,9 @@ _DEFAULTS = {
     "METER_ID": b"SIM00001",
     "LASTGASP": {},
     "HOLDUP_BUDGET_MS": 4000,
+    "CURRENT_LIMITS_A": (10, 15, 20, 30, 40, 50, 60),
+    "CONTRACT_LIMIT_A": 60,
+    "RESERVATION_MAX_MIN": 1440,
 }
 
 
@@ -40,11 +44,11 @@ def setting(config, name):
 
 
 class Meter:
-    """One meter. hal has .clock and .metrology, optionally .power_good, .uplink, .radio
-    (meter.hal contracts; missing parts are None). mac is a meter.mac.Hmac under the
-    meter's key (needed for Last Gasp messages)."""
+    """One meter. hal has .clock and .metrology, optionally .power_good, .uplink, .radio,
+    .relay (meter.hal contracts; missing parts are None). key is the per-meter secret
+    (Last Gasp messages and remote commands need it; without it neither runs)."""
 
-    def __init__(self, hal, config=None, mac=None, store=None):
+    def __init__(self, hal, config=None, key=None, store=None):
         self.hal = hal
         self.clock = hal.clock
         self.metrology = hal.metrology
@@ -66,11 +70,39 @@ class Meter:
         self.radios = True
         self.asleep = False
         self.commits_now = 0
+        self.meter_id = setting(config, "METER_ID")
+        self.mac = Hmac(key) if key else None
         self.lastgasp = None
-        if mac is not None:
+        if self.mac is not None:
             lg = setting(config, "LASTGASP")
-            self.lastgasp = LastGasp(self, setting(config, "METER_ID"), mac, self.events,
+            self.lastgasp = LastGasp(self, self.meter_id, self.mac, self.events,
                                      setting(config, "HOLDUP_BUDGET_MS"), **lg)
+        self.limiter = None
+        self.commands = None
+        relay = getattr(hal, "relay", None)
+        if relay is not None:
+            self._remote_control(relay, config, key)
+
+    def _remote_control(self, relay, config, key):
+        """Current limiter, breaker and reservations; signed commands when a key exists."""
+        from meter.audit import AuditLog
+        from meter.breaker import Breaker
+        from meter.limiter import Limiter
+        from meter.persist import NullStore
+        from meter.reservations import ReservationTable
+
+        cs = self.store.control_store() if self.store is not None else NullStore()
+        self.control_store = cs
+        table = ReservationTable(self.events, cs, setting(config, "CURRENT_LIMITS_A"),
+                                 setting(config, "RESERVATION_MAX_MIN"))
+        self.limiter = Limiter(table, Breaker(relay, self.events), self.events, cs,
+                               setting(config, "CONTRACT_LIMIT_A"))
+        self.audit = AuditLog(cs)
+        if key:
+            from meter.command import CommandProcessor
+
+            self.commands = CommandProcessor(self.meter_id, key, self.limiter, self.audit,
+                                             self.events, cs)
 
     # ---- start-up ----------------------------------------------------------------------
 
@@ -79,6 +111,10 @@ class Meter:
         minute, second, valid = c.wall_minute(), c.wall_second(), c.wall_valid()
         self.events.log(ev.STARTUP, minute if valid else -1, second, reset_kind,
                         FIRMWARE_VERSION)
+        if self.limiter is not None:
+            if self.store is not None and self.commands is not None:
+                self.control_store.restore(self.limiter, self.commands)
+            self.limiter.start(c.ticks_ms(), minute, second, valid)
         if self.lastgasp is not None:
             self.lastgasp.boot(minute, second, valid)
 
@@ -98,11 +134,23 @@ class Meter:
             self.silent += 1
             bits = self.metering.clock_tick(minute, second, valid)
         self.ticks += 1
+        if self.limiter is not None:
+            met = self.metering
+            self.limiter.tick(now, minute, second, valid, met.i_ma, met.i2_ma)
         if bits != REJECTED and bits & MINUTE:
             self.on_minute(minute, bits)
         if self.power_good is not None and self.lastgasp is not None:
             self.lastgasp.poll(now, self.power_good.value(), minute, second, valid)
         return bits
+
+    def command(self, request):
+        """A remote command from the head-end (A-route): returns the signed response, or
+        None when this meter has no key (commands cannot be authenticated)."""
+        if self.commands is None:
+            return None
+        c = self.clock
+        return self.commands.handle(request, c.ticks_ms(), c.wall_minute(), c.wall_second(),
+                                    c.wall_valid())
 
     def power_poll(self):
         """Fast path while mains is failing: returns the poll period in ms, or 0 when the
@@ -197,7 +245,7 @@ def run_board():
     from esp32hal.factory import build_hal
 
     hal = build_hal(board_config)
-    meter = Meter(hal, board_config, mac=hal.mac, store=hal.store)
+    meter = Meter(hal, board_config, key=hal.key, store=hal.store)
     meter.start(hal.reset_kind)
     wake = asyncio.ThreadSafeFlag()
     if meter.power_good is not None:

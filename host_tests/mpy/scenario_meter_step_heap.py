@@ -1,4 +1,4 @@
-# The whole metering second (front end poll, registers, capture, Last Gasp poll) allocates
+# The whole metering second (front end poll, registers, capture, limiter, Last Gasp) allocates
 # nothing under the MicroPython unix port: proven with micropython.heap_lock().
 
 import micropython
@@ -6,10 +6,9 @@ import micropython
 from meter.app import Meter
 from meter.frontends.simulated import SimulatedHousehold
 from meter.intervals import FIVE, HALF_HOUR, MINUTE
-from meter.mac import Hmac
 from simhal.board import HostHal
 from simhal.clock import VirtualClock
-from simhal.pins import ScriptedPowerGood
+from simhal.pins import FakeRelay, ScriptedPowerGood
 from simhal.uplink import FakeUplink
 
 
@@ -21,8 +20,8 @@ class Config:
 
 clock = VirtualClock(wall_s=9_000 * 86_400 + 6 * 3600)
 hal = HostHal(clock, SimulatedHousehold(clock, seed=11), power_good=ScriptedPowerGood(1),
-              uplink=FakeUplink())
-meter = Meter(hal, Config(), mac=Hmac(b"k" * 32))
+              uplink=FakeUplink(), relay=FakeRelay())
+meter = Meter(hal, Config(), key=b"k" * 32)
 meter.start()
 for _ in range(90):
     meter.step()
@@ -39,4 +38,5 @@ finally:
     micropython.heap_unlock()
 assert bits & MINUTE and bits & FIVE and bits & HALF_HOUR, bits
 assert meter.metering.samples > 7000
+assert meter.limiter is not None and hal.relay.sensed()
 print("PASS")

@@ -1,0 +1,56 @@
+"""The composed meter: metering, limiter and signed commands run together in Meter.step()."""
+
+from headend import HeadEnd
+from meter import events as ev, status
+from meter.registers import FWD
+from rigs import KEY, MeterRig
+from simhal.pins import FakeRelay
+
+
+def rig_with_relay(watts, contract=30):
+    rig = MeterRig(watts=watts)
+    rig.hal.relay = FakeRelay(closed=True)
+    rig.config.CONTRACT_LIMIT_A = contract
+    from meter.app import Meter
+    rig.meter = Meter(rig.hal, rig.config, key=KEY)
+    rig.meter.start()
+    return rig
+
+
+def test_a_load_above_the_contract_limit_trips_the_breaker_through_the_meter_loop():
+    rig = rig_with_relay(watts=3500, contract=30)  # 34.7 A at 100.8 V
+    rig.seconds(2)
+    assert rig.hal.relay.sensed()
+    rig.seconds(4)
+    assert not rig.hal.relay.sensed()
+    assert rig.meter.events.count(ev.BREAKER_OPEN) == 1
+
+
+def test_a_load_within_the_limit_never_trips():
+    rig = rig_with_relay(watts=2500, contract=30)
+    rig.seconds(120)
+    assert rig.hal.relay.sensed() and rig.meter.events.count(ev.BREAKER_OPEN) == 0
+    assert rig.meter.regs.count[FWD] > 0
+
+
+def test_signed_commands_reach_the_limiter_and_forged_ones_change_nothing():
+    rig = rig_with_relay(watts=500, contract=30)
+    rig.seconds(5)
+    he = HeadEnd(b"TEST0001", KEY, 0)
+    minute = rig.clock.wall_minute()
+    ok = he.parse(rig.meter.command(he.contract(40, expiry=minute + 5)))
+    assert ok.status == status.OK
+    assert rig.meter.limiter.contract == 40
+    forged = HeadEnd(b"TEST0001", b"x" * 32, 10)
+    raw = rig.meter.command(forged.contract(20, expiry=minute + 5))
+    assert raw[22] == status.E_MAC and rig.meter.limiter.contract == 40
+    assert rig.meter.events.count(ev.TAMPER_AUTH) == 1
+
+
+def test_without_a_key_no_command_is_accepted():
+    rig = MeterRig()
+    rig.hal.relay = FakeRelay()
+    from meter.app import Meter
+    m = Meter(rig.hal, rig.config, key=None)
+    m.start()
+    assert m.command(b"\x01" * 60) is None and m.limiter is not None
