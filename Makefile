@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test test-fast sim bench campaign fuzz soak mpy deploy clean
+.PHONY: all venv test sim bench campaign fuzz slow mpy deploy clean
 
 all: test
 
@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 ## test: every host test: CPython with HAL stubs, MicroPython unix port scenarios, mpy-cross
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 host_tests
+	$(BIN)/python -m pytest -n 2 -m "not slow" host_tests
 
 ## sim: run the host-simulated meter (ARGS="--help" lists options)
 sim: $(STAMP)
@@ -31,6 +31,18 @@ sim: $(STAMP)
 ## bench: print performance figures (heap per tick, us per tick, .mpy size, days/s)
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(ARGS)
+
+## fuzz: 100k random and mutated ECHONET Lite frames through the B-route service
+fuzz: $(STAMP)
+	$(BIN)/python tools/echonet_fuzz.py --frames 100000 $(ARGS)
+
+## campaign: cut power after every flash program and erase step of a simulated day
+campaign: $(STAMP)
+	$(BIN)/python tools/power_cut_campaign.py $(ARGS)
+
+## slow: the exhaustive tests deselected from make test
+slow: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m slow host_tests
 
 ## mpy: compile the firmware to .mpy files under build/mpy
 mpy: $(STAMP)

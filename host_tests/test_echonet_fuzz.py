@@ -1,6 +1,8 @@
 """A representative fuzz sample (5k random and mutated frames) through the ECHONET
 service and the stream reassembler; the >= 100k campaign is tools/echonet_fuzz.py."""
 
+import pytest
+
 from echonet_fuzz import run
 
 
@@ -14,3 +16,9 @@ def test_five_thousand_hostile_frames_never_crash_and_never_change_the_meter():
         assert c[key] > 0, key
     assert c["replies_well_formed"] == c["replied"]
     assert c["stream_frames"] > 0
+
+
+@pytest.mark.slow
+def test_the_full_campaign_of_a_hundred_thousand_frames():
+    rate, c = run(100_000, seed=1)
+    assert c["received"] == 100_000 and c["replies_well_formed"] == c["replied"]

@@ -433,3 +433,19 @@ def test_property_journal_matches_a_model_across_compaction_remounts_and_cuts(op
             if t != J.REC_HALF or k in live:
                 assert j.latest(t, k) == p, (t, k)
     assert j.audit().chain_ok()
+
+
+def test_erasing_the_old_end_of_the_log_is_tamper():
+    dev, j = make()
+    j.mount()
+    for i in range(400):
+        j.append_group([(J.REC_HALF, i // 3, b"h%d" % i), (J.REC_REGISTERS, 0, b"r%d" % i)])
+        j.compact_step()
+    assert j.audit().chain_ok()
+    # the sector holding the oldest records, erased by someone else
+    oldest = min((s for s in range(SECTORS) if dev.mem[s * 4096:s * 4096 + 4] == b"MJS1"),
+                 key=lambda s: struct.unpack_from("<I", dev.mem, s * 4096 + 4)[0])
+    dev.erase_sector(oldest)
+    j2, rep, seen = remount(dev)
+    assert rep.tamper == 1 and seen[-1][0] == TAMPER_SEAL
+    assert rep.corrupt == 0

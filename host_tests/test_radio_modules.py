@@ -344,3 +344,31 @@ def test_host_udp_module_serves_a_real_socket():
     finally:
         c.close()
         m.close()
+
+
+def test_last_gasp_and_restoration_are_announced_to_the_hems():
+    dm, slot, log, br = rig()
+    m = ChannelModule("m")
+    slot.module = m
+    br.poll(*dm.now(), 0)
+    m.outbox.clear()
+    assert br.notify_power(1)  # meter.lastgasp MSG_LAST_GASP
+    r = decode(m.outbox[-1][0])
+    assert (r["seoj"], r["deoj"], r["esv"]) == (0x028801, 0x0EF001, 0x73)
+    assert r["props"] == [(0x80, b"\x31")] and m.outbox[-1][1] == "group"
+    m.inbox.append(request(0x62, [0x80]))
+    br.poll(*dm.now(), 1)
+    assert decode(m.outbox[-1][0])["props"] == [(0x80, b"\x31")]  # Gets agree
+    m.outbox.clear()
+    assert br.notify_power(2)  # MSG_RESTORED: status back on, instance list again
+    assert [decode(f)["props"][0] for f, _ in m.outbox] == [(0x80, b"\x30"),
+                                                            (0xD5, b"\x01\x02\x88\x01")]
+
+
+def test_power_notices_without_a_usable_module_only_update_the_status():
+    dm, slot, log, br = rig()
+    assert not br.notify_power(1)
+    assert dm.meter.operating is False
+    slot.module = ChannelModule("m", master=b"wrong")
+    br.poll(*dm.now(), 0)
+    assert not br.notify_power(2) and dm.meter.operating

@@ -17,7 +17,7 @@ from meter.intervals import IntervalCapture, HalfHourHistory, MISSING, MINUTE
 from meter.keyfile import load_key, KeyMissing
 from meter.mac import Hmac
 from meter.metering import Metering, Sample
-from meter.registers import EnergyRegisters, FWD, REV, LAG, SettingError
+from meter.registers import EnergyRegisters, FWD, SettingError
 from meter.store import Store, default_keep, HALF_BLOCKS, COMMIT_MS
 from paths import ROOT
 from simhal.clock import VirtualClock
@@ -351,3 +351,28 @@ def test_default_policy_and_partition_last_more_than_20_years():
     r = wear.measure(sectors=64, days=1)
     assert r["lifetime_years_worst_sector"] >= 20
     assert r["page_programs_per_day"] < 6 * 1440  # a few page programs per commit
+
+
+def test_last_gasp_state_is_saved_without_erase_and_restored():
+    m = Meter(NorFlash(SECTORS))
+    m.run(DAY0 * 60, 120)
+    e0 = m.dev.erases
+    m.store.save_lastgasp(b"lg-state")
+    assert m.dev.erases == e0
+    assert m.reboot().store.lastgasp_state() == b"lg-state"
+
+
+def test_a_full_journal_delays_commits_until_compaction_made_room_and_boot_survives():
+    m = Meter(NorFlash(SECTORS))
+    t0 = DAY0 * 60
+    s = m.sample
+    for t in range(t0, t0 + 8 * 3600):  # no compaction at all: the journal fills up
+        m.store.on_tick(t * 1000, m.metering.tick(s, t // 60, t % 60, True))
+    assert m.store.full_errors > 0
+    m.store.commit_now()  # the Last Gasp still lands
+    b = m.reboot(DAY0 + 200)
+    assert regs_state(b.regs) == regs_state(m.regs)
+    while b.store.compact_step():
+        pass
+    t = t0 + 8 * 3600
+    assert b.store.on_tick(t * 1000, b.metering.tick(s, t // 60, t % 60, True)) >= 0

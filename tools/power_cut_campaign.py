@@ -20,6 +20,7 @@ Usage:
   python tools/power_cut_campaign.py                 every op, bytes 0, 1, middle, last
   python tools/power_cut_campaign.py --every-byte    every byte of every op (hours)
   python tools/power_cut_campaign.py --stride 50     every 50th cut point (quick sample)
+  python tools/power_cut_campaign.py --every-byte --part 2/4   one of 4 parallel shares
 Prints how many cut points were tried and the failures; exit status 1 on any failure.
 """
 
@@ -355,7 +356,10 @@ def main(argv):
     ap.add_argument("--stride", type=int, default=1, help="try every Nth cut point")
     ap.add_argument("--no-run-on", action="store_true", help="skip the run-on check")
     ap.add_argument("--minutes", type=int, default=1440 + 120, help="scenario length")
+    ap.add_argument("--part", default="1/1",
+                    help="K/N: try only the K-th of N interleaved shares (parallel runs)")
     a = ap.parse_args(argv)
+    k, n = (int(x) for x in a.part.split("/"))
     t0 = time.time()
     tr = run_scenario(a.minutes)
     progs = sum(1 for o in tr.ops if o[0] == "p")
@@ -363,7 +367,7 @@ def main(argv):
     print("scenario: %d minutes, %d commits, %d page programs, %d erases, %d byte steps"
           % (a.minutes, len(tr.groups), progs, erases,
              sum(len(o[2]) for o in tr.ops if o[0] == "p") + erases))
-    points = list(cut_points(tr, a.every_byte))[::a.stride]
+    points = list(cut_points(tr, a.every_byte))[::a.stride][k - 1::n]
     print("cut points to try: %d" % len(points), flush=True)
     tried, failures = campaign(tr, points, 0 if a.no_run_on else 1, progress=2000)
     for op, k, fails in failures[:20]:

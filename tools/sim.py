@@ -5,6 +5,10 @@ household load. Prints one line per simulated minute and a summary when stopped.
     make sim ARGS="--speed 0"         as fast as possible
     make sim ARGS="--realtime"        wall-clock pace
     make sim ARGS="--duration 2d"     stop after two simulated days (also 90m, 12h, 3600s)
+
+While it runs, the meter serves the B-route (ECHONET Lite over UDP) at 127.0.0.2:3610
+(--broute HOST:PORT to move it, --broute off to disable): point a HEMS client at it, e.g.
+pychonet bound to 127.0.0.1:3610 with discover("127.0.0.2").
 """
 
 import argparse
@@ -23,6 +27,7 @@ from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
 from meter.metering import REJECTED  # noqa: E402
 from meter.registers import FWD, REV, UNIT_DWH  # noqa: E402
 from meter import intervals  # noqa: E402
+from meter.radio import broute  # noqa: E402
 from simhal.board import HostHal  # noqa: E402
 from simhal.clock import VirtualClock  # noqa: E402
 
@@ -61,6 +66,21 @@ class SimConfig:
         self.UNIT = args.unit
         self.COEFFICIENT = 1
         self.HISTORY_DAYS_RAM = 100
+        self.METER_ID = b"SIM00001"
+
+
+def host_radio(spec):
+    """The simulation's B-route module: a UDP socket at HOST:PORT, provisioned with the key
+    the simulated A-route derives for it. Returns (module, master key) or (None, None)."""
+    if spec == "off":
+        return None, None
+    from broute_udp import SIM_MASTER_KEY, HostUdpModule
+    from meter.radio import auth
+
+    host, _, port = spec.rpartition(":")
+    port = int(port)
+    key = auth.module_key(SIM_MASTER_KEY, "udp", "%s:%d" % (host, port))
+    return HostUdpModule(key=key, host=host, port=port), SIM_MASTER_KEY
 
 
 class Simulation:
@@ -70,7 +90,9 @@ class Simulation:
         self.clock = VirtualClock(wall_s=wall_seconds_from(start))
         self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv, ev_w=args.ev,
                                         three_wire=args.three_wire)
-        self.meter = Meter(HostHal(self.clock, self.front), SimConfig(args))
+        hal = HostHal(self.clock, self.front)
+        hal.radio, hal.broute_key = host_radio(args.broute)
+        self.meter = Meter(hal, SimConfig(args))
         self.args = args
         self.stop = False
         self.seconds = 0
@@ -95,8 +117,13 @@ class Simulation:
             "real time" if a.realtime else ("x%g" % a.speed if a.speed else "max speed")))
         print("%-19s %12s %10s %7s %7s %7s %8s" % (
             "time", "E0 kWh", "E3 kWh", "P W", "I A", "V", "1min kWh"))
+        if a.broute != "off":
+            m.serve()
+            print("B-route (ECHONET Lite) on %s, module %s" % (
+                a.broute, broute.STATE_NAMES[m.broute.state]))
         while not self.stop and (limit is None or self.seconds < limit):
             bits = m.step()
+            m.serve()
             m.idle()
             if bits == REJECTED:
                 self.rejected += 1
@@ -108,9 +135,13 @@ class Simulation:
             self.seconds += 1
             if pace:
                 ahead = t0 + self.seconds * pace - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
+                while ahead > 0 and not self.stop:
+                    time.sleep(min(ahead, 0.01))  # keep answering B-route requests
+                    m.serve()
+                    ahead = t0 + self.seconds * pace - time.monotonic()
         self.summary(time.monotonic() - t0)
+        if m.broute is not None:
+            m.radios_off()
 
     def print_minute(self):
         m = self.meter
@@ -138,6 +169,9 @@ class Simulation:
             self.max_w, m.metering.samples, self.rejected, m.silent))
         print("  minute boundaries missed %d; events logged %d" % (
             m.capture.missed, m.events.seq))
+        if m.broute is not None:
+            print("  B-route frames received %d, sent %d" % (
+                m.broute.count[broute.RX], m.broute.count[broute.TX]))
 
 
 def main(argv=None):
@@ -155,6 +189,8 @@ def main(argv=None):
     p.add_argument("--unit", type=lambda s: int(s, 0), default=0x02,
                    help="ECHONET E1 unit code (default 0x02 = 0.01 kWh)")
     p.add_argument("--quiet", action="store_true", help="no per-minute lines")
+    p.add_argument("--broute", default="127.0.0.2:3610",
+                   help="serve ECHONET Lite at HOST:PORT (default 127.0.0.2:3610), or off")
     args = p.parse_args(argv)
     sim = Simulation(args)
 

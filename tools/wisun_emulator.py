@@ -133,6 +133,7 @@ class WisunDriverPort:
         self.broute = BRoute(meter.service, auth.ModuleAuth(self.MASTER),
                              lambda: self.module, os.urandom)
         self.t = 0
+        self._delivered = 0  # frames of coord.sent already handed to the dongle
         for _ in range(40):
             self._step()
         if self.broute.state != ACTIVE or self.module.state != S_LISTEN:
@@ -155,13 +156,16 @@ class WisunDriverPort:
         self._step()
 
     def exchange(self, payload, hems_addr=None):
+        """Frames the meter sent since the last exchange (replies and notifications)."""
         before = len(self.coord.sent)
         self.uart.feed(self.coord.hems_send(hems_addr or self.hems_addr, payload))
         for _ in range(20):
             self._step()
             if len(self.coord.sent) > before and not self.module._txlen:
                 break
-        return [p for _, p in self.coord.sent[before:]]
+        out = [p for _, p in self.coord.sent[self._delivered:]]
+        self._delivered = len(self.coord.sent)
+        return out
 
 
 class SkDongle:

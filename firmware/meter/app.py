@@ -22,6 +22,7 @@ from meter.registers import EnergyRegisters, FWD, REV
 FIRMWARE_VERSION = const(1)  # a small int logged at start-up (major * 100 + minor)
 _TICK_MS = const(1000)
 _FAST_MS = const(5)  # power-good polling period while an outage is being handled
+_SERVE_MS = const(20)  # B-route polling period
 
 _DEFAULTS = {
     "UNIT": 0x02,  # ECHONET E1: 0.01 kWh
@@ -36,6 +37,8 @@ _DEFAULTS = {
     "CURRENT_LIMITS_A": (10, 15, 20, 30, 40, 50, 60),
     "CONTRACT_LIMIT_A": 60,
     "RESERVATION_MAX_MIN": 1440,
+    "BROUTE_SERIAL": None,  # 12 ASCII bytes for ECHONET 0x8D; default: METER_ID padded
+    "BROUTE_ID": None,  # 16-byte B-route ID (ECHONET 0xC0)
 }
 
 
@@ -62,8 +65,8 @@ class Meter:
                                         setting(config, "MAX_CURRENT_MA")))
         self.events = EventLog(setting(config, "EVENTS"))
         self.sample = Sample()
-        self.store = store  # durable storage (meter.persist), None on a RAM-only meter
-        self.broute = None  # B-route service, set by the shell when a module is fitted
+        self.store = store  # durable storage (meter.store), None on a RAM-only meter
+        self.broute = None  # B-route pump (meter.radio.broute) when a radio slot exists
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
         self.background = True
@@ -82,6 +85,42 @@ class Meter:
         relay = getattr(hal, "relay", None)
         if relay is not None:
             self._remote_control(relay, config, key)
+        if getattr(hal, "radio", None) is not None:
+            self._broute(config, getattr(hal, "broute_key", None))
+
+    def _broute(self, config, master_key):
+        """ECHONET Lite on the fitted radio module; a module is used only once it has
+        answered the challenge keyed from the A-route master key."""
+        import os
+        from meter.echonet import service as echonet
+        from meter.echonet.node import Identity
+        from meter.radio.auth import ModuleAuth
+        from meter.radio.broute import BRoute
+
+        serial = setting(config, "BROUTE_SERIAL")
+        if serial is None:
+            serial = (self.meter_id + b"000000000000")[:12]
+        history = None
+        if self.store is not None:
+            history = self._half_hour
+        svc = echonet.build(self.regs, self.metering, self.capture,
+                            Identity(serial=serial, broute_id=setting(config, "BROUTE_ID")),
+                            history)
+        radio = self.hal.radio
+        self.broute = BRoute(svc, ModuleAuth(master_key), self._fitted_radio, os.urandom,
+                             events=self.events)
+        self._radio = radio
+
+    def _fitted_radio(self):
+        r = self._radio
+        return r if r is not None and r.present() else None
+
+    def _half_hour(self, minute, reg):
+        """E2/E4/EC reader: the 30-minute history from RAM and flash (100 days)."""
+        v = self.store.history(minute)
+        if v == -1:
+            return -1
+        return v[reg]
 
     def _remote_control(self, relay, config, key):
         """Current limiter, breaker and reservations; signed commands when a key exists."""
@@ -152,6 +191,14 @@ class Meter:
         return self.commands.handle(request, c.ticks_ms(), c.wall_minute(), c.wall_second(),
                                     c.wall_valid())
 
+    def serve(self):
+        """Serve pending B-route frames (call often: every loop iteration, >= 1/s)."""
+        b = self.broute
+        if b is None or not self.radios:
+            return 0
+        c = self.clock
+        return b.poll(c.wall_minute(), c.wall_second(), c.wall_valid(), c.ticks_ms())
+
     def power_poll(self):
         """Fast path while mains is failing: returns the poll period in ms, or 0 when the
         Last Gasp machine is idle (mains present) and the 1 s cadence suffices."""
@@ -217,7 +264,10 @@ class Meter:
         self.asleep = False
         radio = getattr(self.hal, "radio", None)
         if radio is not None:
-            radio.open()
+            try:
+                radio.open()
+            except OSError:
+                pass  # the B-route pump counts the link as down and retries
 
     def sleep(self):
         self.asleep = True
@@ -272,8 +322,15 @@ def run_board():
                 await asyncio.sleep_ms(period)
                 period = meter.power_poll()
 
+    async def broute_task():
+        while True:
+            meter.serve()
+            await asyncio.sleep_ms(_SERVE_MS)
+
     async def main():
         asyncio.create_task(power_task())
+        if meter.broute is not None:
+            asyncio.create_task(broute_task())
         await metering_task()
 
     asyncio.run(main())

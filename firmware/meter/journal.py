@@ -53,6 +53,12 @@
 #     seq going backwards, or a seq gap with no corrupt slot to explain it is TAMPER: the
 #     record is not trusted, the event is reported at every mount and audit, and nothing
 #     is rewritten to hide it.
+#   * Before each reclaim erase, compaction appends an internal TAIL record (type 63)
+#     naming the oldest sector epoch that must remain. A mount that finds the log's oldest
+#     sector newer than that reports TAMPER_SEAL: the old end of the log was erased by
+#     someone else (the chain alone cannot show it). Erasing the newest sectors (a
+#     rollback) cannot be told from a meter that never wrote them: the head-end, which
+#     receives seqs and seals, is the reference for that.
 #   * A record is live if it is the newest (highest seq) of its (type, key) and no newer
 #     key with the same key % keep was committed: keys of a type are expected to grow (time
 #     or seq based), so the `keep` newest consecutive keys are always kept. Only live
@@ -82,6 +88,8 @@ REC_OUTBOX = const(10)
 REC_LASTGASP = const(11)
 REC_CONFIG = const(12)
 MAX_TYPE = const(31)  # types 13..31 are free for later parts (configure them in keep)
+_REC_TAIL = const(63)  # internal: the oldest sector epoch that must still exist (u32)
+_TYPES = const(64)
 
 # append reserve levels
 NORMAL = const(0)
@@ -219,10 +227,10 @@ class Journal:
         self.count = count
         self.mac = mac
         self.listener = None
-        self._keep = [1] * (MAX_TYPE + 1)
-        self._keep[0] = 0
-        for t in range(REC_CONFIG + 1, MAX_TYPE + 1):
-            self._keep[t] = 0
+        self._keep = [0] * _TYPES
+        for t in range(REC_REGISTERS, REC_CONFIG + 1):
+            self._keep[t] = 1
+        self._keep[_REC_TAIL] = 1
         if keep:
             for t in keep:
                 n = keep[t]
@@ -242,7 +250,8 @@ class Journal:
         self._pmv = memoryview(self._page)
         self._hdr = bytearray(12)
         self._mark = bytearray(4)  # zeros: the retire mark
-        self._tail = bytearray(4)
+        self._tail = bytearray(4)  # the tail retire mark as read
+        self._tailrec = bytearray(4)  # payload of the TAIL record
         self.programs = 0
         self.erases = 0
         self.carried = 0  # records copied forward by compaction
@@ -254,8 +263,8 @@ class Journal:
         self._state = bytearray(n)
         self._epoch = array("i", [0] * n)
         self._used = bytearray(n)  # next free page in an OPEN sector (1..16)
-        self._index = [None] * (MAX_TYPE + 1)
-        for t in range(1, MAX_TYPE + 1):
+        self._index = [None] * _TYPES
+        for t in range(1, _TYPES):
             if self._keep[t]:
                 self._index[t] = _Index(self._keep[t])
         self._head = -1
@@ -278,7 +287,7 @@ class Journal:
     def _parse(self, buf):
         """(type, flags, length, seq, key) of a record with a good CRC in buf, or None."""
         magic, t, flags, n, seq, key = struct.unpack_from("<HBBB3xIi", buf, 0)
-        if magic != _REC_MAGIC or n > MAX_PAYLOAD or t < 1 or t > MAX_TYPE:
+        if magic != _REC_MAGIC or n > MAX_PAYLOAD or t < 1 or t >= _TYPES:
             return None
         end = _HDR + n + _SEAL
         if crc32(self._pmv[0:end]) != struct.unpack_from("<I", buf, end)[0]:
@@ -317,6 +326,8 @@ class Journal:
         With apply, rebuild the sector table, the index and the append position."""
         notify = self._notify
         order = []
+        suspect = []
+        tail_min = -1  # from the newest trusted TAIL record
         for s in range(self.count):
             st, epoch = self._classify(s)
             if st == -1:
@@ -332,6 +343,7 @@ class Journal:
                 else:
                     st = _OPEN
                     epoch = first_seq
+                    suspect.append(s)
                     rep.corrupt += 1
                     notify(rep, JOURNAL_CORRUPT, self.first + s, 0)
             if apply:
@@ -375,6 +387,8 @@ class Journal:
                         rep.tamper += 1
                         notify(rep, TAMPER_SEAL, self.first + s, seq)
                         trusted = False
+                if trusted and t == _REC_TAIL:
+                    tail_min = struct.unpack_from("<I", buf, _HDR)[0]
                 prev_seq = seq
                 prev_seal[:] = buf[_HDR + n:_HDR + n + _SEAL]
                 corrupt_since = 0
@@ -396,6 +410,12 @@ class Journal:
                 self._used[s] = used
                 self._head = s
         rep.incomplete += len(pending)
+        # Compaction records, before each erase, the epoch of the oldest sector that must
+        # remain; an older end of the log that is gone without such a record was erased by
+        # someone else (the chain cannot show it: its first record has no predecessor).
+        if order and tail_min >= 0 and order[0][0] > tail_min and order[0][1] not in suspect:
+            rep.tamper += 1
+            notify(rep, TAMPER_SEAL, self.first + order[0][1], tail_min)
         rep.next_seq = prev_seq + 1
         if apply:
             self._seq = prev_seq + 1
@@ -463,6 +483,10 @@ class Journal:
                 raise BadRecord("E_RECORD_KEY")
             if len(payload) > MAX_PAYLOAD:
                 raise RecordTooBig("E_RECORD_TOO_BIG")
+        return self._commit_group(items, reserve)
+
+    def _commit_group(self, items, reserve):
+        n = len(items)
         keep_free = 0
         if reserve == NORMAL:
             keep_free = LAST_GASP_SLOTS + SLOTS_PER_SECTOR
@@ -592,6 +616,14 @@ class Journal:
             return 0
         for page in range(1, 16):
             self._carry(victim, page)
+        oldest = -1
+        for s in range(self.count):
+            if self._state[s] == _OPEN and s != victim and (
+                    oldest < 0 or self._epoch[s] < self._epoch[oldest]):
+                oldest = s
+        tail = self._epoch[oldest] if oldest >= 0 else self._seq
+        struct.pack_into("<I", self._tailrec, 0, tail)
+        self._commit_group(((_REC_TAIL, 0, self._tailrec),), COMPACTION)
         self._retire(victim)
         self._erase(victim)
         return 1
@@ -603,7 +635,7 @@ class Journal:
             return
         magic, t = struct.unpack_from("<HB", buf, 0)
         if magic != _REC_MAGIC or not (1 <= t <= MAX_TYPE) or self._index[t] is None:
-            return
+            return  # (a TAIL record is not carried: compact_step writes a new one)
         key = struct.unpack_from("<i", buf, 12)[0]
         if self._index[t].find(key) != addr:
             return  # superseded, expired, torn or never committed

@@ -33,7 +33,9 @@
 #                    five-minute boundaries, 4 at half-hours; never an erase.
 #   commit_now()     on demand, the Last Gasp: the same group written into the slots the
 #                    journal keeps erased for it (journal.LAST_GASP_SLOTS), never an erase.
-#   compact_step()   from the idle loop: at most one sector erase per call.
+#   save_lastgasp(payload)  the Last Gasp machine's state (REC_LASTGASP), reserved slots too.
+#   compact_step()   from the idle loop (alias background_step): at most one sector erase
+#                    per call; stop calling it once the Last Gasp sequence has started.
 # Worst-case loss:
 #   * without a Last Gasp commit: the energy since the last minute commit, i.e. less than
 #     one minute of energy (plus the few ms a commit takes), and the events logged in that
@@ -51,7 +53,6 @@ import struct
 from meter import journal as _j
 from meter.intervals import MISSING, MINUTE, RING_MINUTES
 from meter.registers import COUNT, SettingError
-from meter.events import JOURNAL_CORRUPT, TAMPER_SEAL
 
 _VERSION = const(1)
 COMMIT_MS = const(60_000)  # longest time between two commits while the meter runs
@@ -103,6 +104,8 @@ class Store:
         self.clock_adjustments = 0
         self.commits = 0
         self._last_ms = None  # ticks_ms of the last commit_minute()
+        self._retry = False  # the last on_tick() commit found the journal full
+        self.full_errors = 0  # commits refused for want of erased space
         self.report = None
         self._buf = bytearray(_j.MAX_PAYLOAD)
         events.listener = self._on_event
@@ -130,7 +133,10 @@ class Store:
         for code, a, b in rep.problems:
             self._log_problem(code, a, b, minute, second)
         if self._dirty_events:
-            self._commit(_j.NORMAL)
+            try:
+                self._commit(_j.NORMAL)
+            except _j.JournalFull:
+                pass  # after a Last Gasp used the reserve: committed once compaction ran
         return rep
 
     def _restore_registers(self):
@@ -237,26 +243,45 @@ class Store:
         metering.REJECTED). Commits when a minute boundary was processed or, while no
         boundary is processed (clock invalid, or set back behind the high-water mark),
         when COMMIT_MS of monotonic time passed since the last commit. Returns the seq
-        committed or -1."""
+        committed or -1. Never raises JournalFull (counted in full_errors, retried)."""
         last = self._last_ms
         if last is None:
             self._last_ms = now_ms
             last = now_ms
-        if (bits > 0 and bits & MINUTE) or _ticks_diff(now_ms, last) >= COMMIT_MS:
-            return self.commit_minute(now_ms)
+        if (bits > 0 and bits & MINUTE) or self._retry or \
+                _ticks_diff(now_ms, last) >= COMMIT_MS:
+            self._last_ms = now_ms
+            try:
+                seq = self.commit_minute(bits)
+            except _j.JournalFull:
+                # Compaction fell behind: the state stays in RAM and the commit is retried
+                # at every tick until compact_step() has made room.
+                self.full_errors += 1
+                self._retry = True
+                return -1
+            self._retry = False
+            return seq
         return -1
 
-    def commit_minute(self, now_ms=None):
-        """Commit at a minute boundary. Raises journal.JournalFull when compaction fell
-        behind (nothing is written then; the state stays in RAM for the next try)."""
-        if now_ms is not None:
-            self._last_ms = now_ms
+    def commit_minute(self, bits=0):
+        """Commit at a minute boundary (bits, the tick's capture result, is accepted for
+        the app's convenience and not needed). Raises journal.JournalFull when compaction
+        fell behind (nothing is written then; the state stays in RAM for the next try)."""
         return self._commit(_j.NORMAL)
 
     def commit_now(self):
         """Last Gasp commit: the registers with the partial interval and any pending
         blocks, into pre-erased reserved slots. Zero erases."""
         return self._commit(_j.LAST_GASP)
+
+    def save_lastgasp(self, payload):
+        """Persist the Last Gasp machine's state (REC_LASTGASP) into the reserved slots:
+        zero erases."""
+        return self.journal.append(_j.REC_LASTGASP, payload, 0, _j.LAST_GASP)
+
+    def lastgasp_state(self):
+        """The persisted Last Gasp state (bytes) or None."""
+        return self.journal.latest(_j.REC_LASTGASP)
 
     def commit_clock(self, valid, minute, second, adjustments):
         """Persist the clock setting together with the pending event blocks (clock.py)."""
@@ -406,7 +431,10 @@ class Store:
     # ---- background and audit ----------------------------------------------------------
 
     def compact_step(self):
+        """Background journal compaction from the idle loop: at most one sector erase."""
         return self.journal.compact_step()
+
+    background_step = compact_step  # the name meter.app uses
 
     def audit(self):
         """Re-verify the whole journal; problems not yet in the event log are logged."""

@@ -18,10 +18,15 @@ from meter.registers import EnergyRegisters, FWD
 regs = EnergyRegisters(unit=0x02, coefficient=1)
 cap = IntervalCapture(regs)
 met = Metering(regs, cap)
+gc.collect()
+heap0 = gc.mem_alloc()
 ident = Identity(serial=b"MPY000000001")
 meter = SmartMeter(regs, met, cap, ident)
 node = NodeProfile(ident, (meter,))
 svc = Service(node, (meter,), flood_limit=1 << 29)
+gc.collect()
+print("heap held by the ECHONET stack (identity, objects, service buffers): %d bytes"
+      % (gc.mem_alloc() - heap0))
 
 s = Sample()
 s.dt_ms = 1000

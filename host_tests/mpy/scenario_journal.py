@@ -95,7 +95,7 @@ print("compaction: %d erases over %d minutes, slowest step %d us (1 erase)"
 
 # The per-tick path (no commit due) and an idle compaction step allocate nothing.
 import micropython  # noqa: E402
-m.store.commit_minute(1000)
+m.store.on_tick(1000, 1)  # a boundary at ms 1000: commit, start the 60 s timer
 m.store.compact_step()
 n_free = 0
 micropython.heap_lock()

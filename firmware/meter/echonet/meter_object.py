@@ -80,6 +80,7 @@ class SmartMeter:
         self.history = history if history is not None else self.half_history
         self.location = 0x00  # 81: location not set
         self.fault = False  # 88
+        self.operating = True  # 80: False during a Last Gasp hold-up (0x31)
         self.registers_valid = True  # False until the registers are restored at boot
         self.day = 0  # E5: 0 = today .. 99
         self.ec_start = _UNSET  # ED: wall minute (multiple of 30) or unset
@@ -285,7 +286,7 @@ class SmartMeter:
             buf[off] = DIGITS
             return 1
         if epc == 0x80:
-            buf[off] = 0x30
+            buf[off] = 0x30 if self.operating else 0x31
             return 1
         if epc == 0x81:
             buf[off] = self.location

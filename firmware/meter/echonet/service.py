@@ -100,6 +100,21 @@ class Service:
         self.to_group = True
         return tx.n
 
+    def notify(self, obj, epc):
+        """Build an INF of one property of `obj` (status-change announcement, to the node
+        profiles of the group). Returns the frame length, 0 when the property cannot be
+        read."""
+        self._tid = (self._tid + 1) & 0xFFFF
+        tx = self.tx
+        tx.start(self._tid, obj.eoj, NODE_EOJ, INF)
+        at = tx.begin_prop(epc)
+        n = obj.read(epc, tx.buf, at)
+        if n < 0:
+            return 0
+        tx.end_prop(n)
+        self.to_group = True
+        return tx.n
+
     def counters(self):
         """Counters as a dict (allocates: for logs and the bench console)."""
         d = {}

@@ -26,6 +26,8 @@ EV_LINK_UP = const(5)
 EV_LINK_DOWN = const(6)
 EV_OPEN_FAIL = const(7)
 
+_POWER_FAIL = const(1)  # notify_power kinds: meter.lastgasp MSG_LAST_GASP / MSG_RESTORED
+
 # counters (index into BRoute.count)
 FITTED = const(0)
 REMOVED = const(1)
@@ -102,20 +104,47 @@ class BRoute:
             self.count[RX] += 1
             r = svc.handle(svc.rx, n, minute, second, valid, now_ms)
             if r:
-                dest = m.group if (svc.to_group and m.group is not None) else addr
-                self._send(m, r, dest)
-                if dest is not addr and svc.to_group:
-                    self._send(m, r, addr)  # the requester hears it even off-group
+                dest = addr
+                if svc.to_group:
+                    group = m.notify_addr()
+                    if group is not None and group != addr:
+                        self._send(m, r, group)
+                self._send(m, r, dest)  # the requester hears an INF even off-group
         return handled
 
     def announce(self):
-        """Instance-list notification (INF 0xD5) to the group of the active module."""
+        """Instance-list notification (INF 0xD5) where the active module sends
+        notifications (its group, or its one peer)."""
         m = self.module
-        if m is None or self.state != ACTIVE or m.group is None:
+        if m is None or self.state != ACTIVE:
+            return False
+        dest = m.notify_addr()
+        if dest is None:
             return False
         r = self.service.announce()
         self.count[ANNOUNCED] += 1
-        return self._send(m, r, m.group)
+        return self._send(m, r, dest)
+
+    def notify_power(self, kind):
+        """Tell the HEMS about a power failure (kind 1, Last Gasp: operation status 0x80
+        announced as 0x31) or its end (kind 2: 0x80 = 0x30, then the instance list as at
+        start-up). Best effort: only an active module with a link carries it."""
+        objs = self.service.objects
+        if not objs:
+            return False
+        meter = objs[0]
+        meter.operating = kind != _POWER_FAIL
+        m = self.module
+        if m is None or self.state != ACTIVE or not self.link:
+            return False
+        n = self.service.notify(meter, 0x80)
+        dest = m.notify_addr()
+        if not n or dest is None:
+            return False
+        sent = self._send(m, n, dest)
+        if kind != _POWER_FAIL:
+            self.announce()
+        return sent
 
     def state_name(self):
         return STATE_NAMES[self.state]

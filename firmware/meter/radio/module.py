@@ -32,6 +32,11 @@ class RadioModule(Datagram):
     def present(self):
         return True
 
+    def notify_addr(self):
+        """Where notifications (INF) go: the multicast group, or the one peer of a
+        point-to-point link; None when there is nowhere to send them."""
+        return self.group
+
     def reset(self):
         """Forget what is known about the hardware (called when a module is fitted: the
         same driver object may now face a different physical module)."""

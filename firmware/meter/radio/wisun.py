@@ -67,9 +67,12 @@ class WisunModule(RadioModule):
         self._qlen = [0] * _QUEUE
         self._qhead = 0
         self._qn = 0
-        self._tx = bytearray(_FRAME)
-        self._txmv = memoryview(self._tx)
-        self._txlen = 0
+        # outgoing frames: a two-slot queue, the head slot goes out first
+        self._tq = [bytearray(_FRAME) for _ in range(_QUEUE)]
+        self._tqmv = [memoryview(b) for b in self._tq]
+        self._tqlen = [0] * _QUEUE
+        self._thead = 0
+        self._txlen = 0  # frames queued (0 = idle)
         # SKSENDTO header for the session's peer, built once when the HEMS joins; only
         # the 4 hex digits of the length change per frame
         self._head = bytearray(96)
@@ -100,6 +103,9 @@ class WisunModule(RadioModule):
         self.peer = None
         self._qn = 0
         self._txlen = 0
+
+    def notify_addr(self):
+        return self.peer
 
     def reset(self):
         """Identify the module again from SKRESET (a module was fitted in the slot)."""
@@ -137,13 +143,15 @@ class WisunModule(RadioModule):
     def sendto(self, buf, addr):
         if self.state != S_UP:
             raise OSError(107)  # no session
-        if self._txlen:
-            raise OSError(11)  # previous frame still going out
+        if self._txlen >= _QUEUE:
+            raise OSError(11)  # both slots still going out
         n = len(buf)
         if n > _FRAME:
             raise OSError(90)  # EMSGSIZE
-        self._tx[:n] = buf
-        self._txlen = n
+        i = (self._thead + self._txlen) % _QUEUE
+        self._tq[i][:n] = buf
+        self._tqlen[i] = n
+        self._txlen += 1
         return n
 
     # --- driver ---------------------------------------------------------------------
@@ -169,17 +177,22 @@ class WisunModule(RadioModule):
             if self._step < len(self._steps):
                 self._write(self._steps[self._step], now_ms)
         elif self.state == S_UP and self._txlen and self._head_view is not None:
-            n = self._txlen
+            n = self._tqlen[self._thead]
             h = self._head
             at = self._len_at
             for k in range(4):
                 d = (n >> (12 - 4 * k)) & 0xF
                 h[at + k] = d + 48 if d < 10 else d + 55
             u.write(self._head_view)
-            u.write(self._txmv[:n])
+            u.write(self._tqmv[self._thead][:n])
             self._in_tx = True
             self._waiting = True
             self._sent_ms = now_ms
+
+    def _tx_done(self):
+        if self._txlen:
+            self._thead = (self._thead + 1) % _QUEUE
+            self._txlen -= 1
 
     def _write(self, cmd, now_ms):
         self.uart.write(cmd)
@@ -210,7 +223,7 @@ class WisunModule(RadioModule):
             self._waiting = False
             if self._in_tx:
                 self._in_tx = False
-                self._txlen = 0
+                self._tx_done()
                 return
             if self._steps is self._identify and self._step == 3 and p.fields > 1:
                 if p.hex_field(1) == 0:  # ROPT says binary payloads: switch to hex ASCII
@@ -231,7 +244,7 @@ class WisunModule(RadioModule):
             if self._in_tx:
                 self._waiting = False
                 self._in_tx = False
-                self._txlen = 0
+                self._tx_done()
                 self.tx_failed += 1
                 return
             self._restart()
