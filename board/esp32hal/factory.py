@@ -10,7 +10,8 @@
 #
 # Secrets never sit in the board definition: Wi-Fi credentials and the B-route ID/password
 # are read from /secrets.json on the board's filesystem, e.g.
-#   {"wifi_ssid": "...", "wifi_password": "...", "broute_id": "...", "broute_password": "..."}
+#   {"wifi_ssid": "...", "wifi_password": "...", "broute_id": "...", "broute_password": "...",
+#    "broute_master_key": "<hex>", "broute_module_key": "<hex>"}
 
 from esp32hal.clock import EspClock
 from esp32hal.pins import PowerGoodPin, RelayPins
@@ -32,6 +33,7 @@ class BoardHal:
         self.radio = None
         self.uplink = None
         self.key = None
+        self.broute_key = None
         self.store = None
         self.wdt = None
         self.reset_kind = 0
@@ -103,19 +105,29 @@ def _metrology(cfg, hal):
     raise ValueError("E_METROLOGY " + kind)
 
 
+def _hexkey(secrets, name):
+    v = secrets.get(name)
+    return bytes.fromhex(v) if v else None
+
+
 def _radio(cfg, secrets):
+    """The fitted B-route module. Its module key (secrets "broute_module_key", hex) is what
+    it answers the meter's challenge with; without it the module stays unused."""
     kind = cfg.RADIO
     if kind == "none":
         return None
     from meter.radio import registry
 
+    key = _hexkey(secrets, "broute_module_key")
     if kind == "wifi":
-        return registry.create("wifi", secrets["wifi_ssid"], secrets["wifi_password"])
+        return registry.create("wifi", secrets["wifi_ssid"], secrets["wifi_password"],
+                               key=key)
     if kind == "wisun":
         uart = _uart(cfg.WISUN_UART_ID, cfg.WISUN_BAUD, cfg.PIN_WISUN_TX, cfg.PIN_WISUN_RX)
-        return registry.create("wisun", uart, secrets["broute_id"], secrets["broute_password"])
+        return registry.create("wisun", uart, secrets["broute_id"], secrets["broute_password"],
+                               key=key)
     if kind == "ethernet":
-        return registry.create("ethernet", lan_args=getattr(cfg, "LAN_ARGS", None))
+        return registry.create("ethernet", key=key, lan_args=getattr(cfg, "LAN_ARGS", None))
     raise ValueError("E_RADIO " + kind)
 
 
@@ -139,8 +151,12 @@ def build_hal(cfg):
     except OSError as e:
         hal.problems.append(e.args[0] if e.args else "E_FLASH")
     hal.metrology = _metrology(cfg, hal)
+    secrets = _secrets()
+    # the B-route master key comes from the A-route; until that link exists it is provisioned
+    # in /secrets.json ("broute_master_key", hex)
+    hal.broute_key = _hexkey(secrets, "broute_master_key")
     try:
-        hal.radio = _radio(cfg, _secrets())
+        hal.radio = _radio(cfg, secrets)
     except KeyError as e:
         hal.problems.append("E_SECRET_MISSING " + str(e.args[0]))
     except (ImportError, OSError, ValueError) as e:
