@@ -24,8 +24,8 @@ class Config:
 
 class MeterRig:
     def __init__(self, start_s=DAY0_S + 8 * 3600, watts=1000, uplink_up=True, store=None,
-                 **lastgasp):
-        self.clock = VirtualClock(wall_s=start_s)
+                 ticks_start=0, **lastgasp):
+        self.clock = VirtualClock(wall_s=start_s, ticks_start=ticks_start)
         self.load = ConstantLoad(watts)
         self.pg = ScriptedPowerGood(1)
         self.uplink = FakeUplink(uplink_up)
@@ -34,6 +34,7 @@ class MeterRig:
         self.config = Config(**lastgasp)
         self.meter = Meter(self.hal, self.config, key=KEY, store=store)
         self.meter.start()
+        self._t0 = self.clock.ticks_ms()
 
     def seconds(self, n):
         """n metering seconds at the 1 s cadence (slow power polling only)."""
@@ -47,7 +48,7 @@ class MeterRig:
         for _ in range(0, n, step):
             self.meter.power_poll()
             self.clock.advance(step)
-            if self.clock.ticks_ms() % 1000 == 0:
+            if (self.clock.ticks_ms() - self._t0) % 1000 == 0:
                 self.meter.step()
 
     def mains(self, on):

@@ -54,3 +54,36 @@ def test_without_a_key_no_command_is_accepted():
     m = Meter(rig.hal, rig.config, key=None)
     m.start()
     assert m.command(b"\x01" * 60) is None and m.limiter is not None
+
+
+def test_an_overload_beyond_the_meter_rating_still_trips_the_breaker():
+    # 14 kW at 100.8 V is about 139 A: above MAX_CURRENT_MA, so metering rejects every
+    # sample; the limiter must still see the current and open.
+    rig = rig_with_relay(watts=14_000, contract=30)
+    rig.seconds(6)
+    m = rig.meter
+    assert sum(m.metering.rejected) >= 5
+    assert not rig.hal.relay.sensed()
+    assert m.events.count(ev.BREAKER_OPEN) == 1
+
+
+def test_a_silent_front_end_makes_the_current_unknown_and_never_trips():
+    rig = rig_with_relay(watts=3500, contract=30)
+    rig.seconds(1)
+    rig.load.mains = False  # the front end stops answering (no reading), relay stays
+    rig.seconds(120)
+    assert rig.hal.relay.sensed() and rig.meter.events.count(ev.BREAKER_OPEN) == 0
+
+
+def test_a_rejected_sample_on_a_boundary_still_captures_the_boundary():
+    rig = MeterRig(watts=1000)
+    rig.seconds(59 - rig.clock.wall_second() + 1)  # to hh:mm:00 of the next minute
+    m = rig.meter
+    minute = rig.clock.wall_minute()
+    assert rig.clock.wall_second() == 0
+    before = m.regs.count[FWD]
+    rig.load.watts = 90_000  # an absurd spike on the boundary tick: rejected
+    rig.seconds(1)
+    assert m.metering.rejected[1] == 1 and m.regs.count[FWD] == before
+    s = m.capture.ring.slot(minute)
+    assert s >= 0 and m.capture.ring.fwd[s] == before

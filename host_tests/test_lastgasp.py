@@ -173,3 +173,19 @@ def test_settings_out_of_range_are_rejected():
         LastGasp(Sys(), b"TEST0001", Hmac(KEY), None, 4000, debounce_ms=-1)
     with pytest.raises(ValueError):
         LastGasp(Sys(), b"SHORT", Hmac(KEY), None, 4000)
+
+
+def test_an_outage_across_the_ticks_wrap_still_ends_and_unfreezes():
+    # ticks_ms() wraps at 2**30 on the board (every 12.4 days): start 3 s before it
+    rig = MeterRig(ticks_start=(1 << 30) - 3000, restore_ms=200)
+    rig.seconds(1)
+    rig.mains(False)
+    rig.ms(700)
+    assert rig.meter.lastgasp.state == HOLDING
+    rig.mains(True)
+    rig.ms(1500)  # crosses the wrap
+    assert rig.clock.ticks_ms() < 10_000
+    m = rig.meter
+    assert m.lastgasp.state == UP and not m.metering.frozen
+    assert len(rig.alarms("restored")) == 1
+    assert 0 < rig.alarms("restored")[0]["sequence_ms"] < 3000

@@ -125,9 +125,9 @@ class Simulation:
             bits = m.step()
             m.serve()
             m.idle()
-            if bits == REJECTED:
+            if bits & REJECTED:
                 self.rejected += 1
-            elif bits & intervals.CAPTURED and not a.quiet:
+            if bits & intervals.CAPTURED and not a.quiet:
                 self.print_minute()
             if m.metering.p_w > self.max_w:
                 self.max_w = m.metering.p_w

@@ -16,13 +16,14 @@ from meter.events import EventLog
 from meter.intervals import IntervalCapture, HalfHourHistory, MINUTE
 from meter.lastgasp import LastGasp, UP
 from meter.mac import Hmac
-from meter.metering import Limits, Metering, Sample, REJECTED
+from meter.metering import Limits, Metering, Sample, NO_VALUE
 from meter.registers import EnergyRegisters, FWD, REV
 
 FIRMWARE_VERSION = const(1)  # a small int logged at start-up (major * 100 + minor)
 _TICK_MS = const(1000)
 _FAST_MS = const(5)  # power-good polling period while an outage is being handled
 _SERVE_MS = const(20)  # B-route polling period
+_STALE_S = const(5)  # seconds without a sample after which the current is unknown
 
 _DEFAULTS = {
     "UNIT": 0x02,  # ECHONET E1: 0.01 kWh
@@ -69,6 +70,9 @@ class Meter:
         self.broute = None  # B-route pump (meter.radio.broute) when a radio slot exists
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
+        self._quiet = 0  # consecutive such seconds
+        self._i_ma = NO_VALUE  # raw current of the latest sample, for the limiter
+        self._i2_ma = NO_VALUE
         self.background = True
         self.radios = True
         self.asleep = False
@@ -160,7 +164,8 @@ class Meter:
     # ---- the metering second ---------------------------------------------------------------
 
     def step(self):
-        """One metering second. Returns the interval-capture bits (or REJECTED)."""
+        """One metering second. Returns the interval-capture bits (REJECTED set when the
+        sample was refused)."""
         c = self.clock
         s = self.sample
         minute = c.wall_minute()
@@ -169,14 +174,22 @@ class Meter:
         now = c.ticks_ms()
         if self.metrology.poll(s, now):
             bits = self.metering.tick(s, minute, second, valid)
+            # The limiter sees the measured current even when the sample failed the
+            # plausibility check: an overload above the meter's rating must still trip.
+            self._i_ma = s.i_ma
+            self._i2_ma = s.i2_ma
+            self._quiet = 0
         else:
             self.silent += 1
             bits = self.metering.clock_tick(minute, second, valid)
+            self._quiet += 1
+            if self._quiet > _STALE_S:  # current unknown: the limiter neither trips nor counts
+                self._i_ma = NO_VALUE
+                self._i2_ma = NO_VALUE
         self.ticks += 1
         if self.limiter is not None:
-            met = self.metering
-            self.limiter.tick(now, minute, second, valid, met.i_ma, met.i2_ma)
-        if bits != REJECTED and bits & MINUTE:
+            self.limiter.tick(now, minute, second, valid, self._i_ma, self._i2_ma)
+        if bits & MINUTE:
             self.on_minute(minute, bits)
         if self.power_good is not None and self.lastgasp is not None:
             self.lastgasp.poll(now, self.power_good.value(), minute, second, valid)

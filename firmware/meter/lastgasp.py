@@ -30,6 +30,7 @@ from micropython import const
 import struct
 
 from meter import events as ev
+from meter.ticks import add_ms, elapsed_ms
 
 # states
 UP = const(0)
@@ -159,21 +160,21 @@ class LastGasp:
             if level:
                 self.dips += 1
                 self.state = UP
-            elif now_ms - self._edge_ms >= self.debounce_ms:
+            elif elapsed_ms(now_ms, self._edge_ms) >= self.debounce_ms:
                 self._run_sequence(now_ms, minute, second, valid)
         else:
             if level:
                 if self._high_since < 0:
                     self._high_since = now_ms
-                if now_ms - self._high_since >= self.restore_ms:
+                if elapsed_ms(now_ms, self._high_since) >= self.restore_ms:
                     self._restored(now_ms, minute, second, valid, False)
                 return self.state
             self._high_since = -1
             if st == HOLDING:
-                if now_ms - self._seq_start_ms + self.repeat_ms > self.budget_ms \
+                if elapsed_ms(now_ms, self._seq_start_ms) + self.repeat_ms > self.budget_ms \
                         or self._sent > self.repeats:
                     self._go_down(now_ms)
-                elif now_ms >= self._next_repeat_ms:
+                elif elapsed_ms(now_ms, self._next_repeat_ms) >= 0:
                     self._send_alarm(now_ms, True)
         return self.state
 
@@ -246,13 +247,13 @@ class LastGasp:
         if ok:
             if not self._flags & _S_DELIVERED:
                 self._flags |= _S_DELIVERED
-                self.edge_to_alarm_ms = now_ms - self._seq_start_ms
+                self.edge_to_alarm_ms = elapsed_ms(now_ms, self._seq_start_ms)
         self._sent += 1
-        self._next_repeat_ms = now_ms + self.repeat_ms
+        self._next_repeat_ms = add_ms(now_ms, self.repeat_ms)
 
     def _go_down(self, now_ms):
         s = self.sys
-        self.last_sequence_ms = min(now_ms - self._seq_start_ms, _NO_MS - 1)
+        self.last_sequence_ms = min(elapsed_ms(now_ms, self._seq_start_ms), _NO_MS - 1)
         s.persist_lastgasp(self.state_bytes())
         s.radios_off()
         self.state = DOWN
@@ -261,7 +262,7 @@ class LastGasp:
     def _restored(self, now_ms, minute, second, valid, rebooted):
         s = self.sys
         if self.state == HOLDING:
-            self.last_sequence_ms = min(now_ms - self._seq_start_ms, _NO_MS - 1)
+            self.last_sequence_ms = min(elapsed_ms(now_ms, self._seq_start_ms), _NO_MS - 1)
         if not rebooted:
             s.radios_on()
             s.unfreeze()

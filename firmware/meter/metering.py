@@ -18,7 +18,7 @@ REJ_INTERVAL = const(4)  # elapsed time of the sample 0 or absurdly long
 REJ_COUNT = const(5)
 REJECT_NAMES = ("negative", "energy_spike", "current", "voltage", "interval")
 
-REJECTED = const(-1)  # tick() result for a rejected sample
+REJECTED = const(64)  # tick() result bit: the sample was rejected (beside the capture bits)
 NO_VALUE = const(-1)  # a field with no reading (current of an absent phase, voltage)
 
 
@@ -94,14 +94,16 @@ class Metering:
 
     def tick(self, s, minute, second, valid):
         """Account sample s at wall time (minute, second, valid). Returns the interval
-        capture bits, or REJECTED."""
+        capture bits, with REJECTED set when the sample was refused. A refused sample
+        changes no register, but the clock still drives interval capture: the registers'
+        value at a boundary is known exactly whether or not this second's sample counted."""
         if self.frozen:
             return 0
         why = self.check(s)
         if why >= 0:
             self.rejected[why] += 1
             self.last_reject = why
-            return REJECTED
+            return self.capture.on_tick(minute, second, valid, NO_VALUE) | REJECTED
         regs = self.regs
         if s.e_fwd:
             regs.add(FWD, s.e_fwd)

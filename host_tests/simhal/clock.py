@@ -3,12 +3,16 @@
 from meter.hal import Clock
 
 
-class VirtualClock(Clock):
-    """Monotonic ms start at 0; the wall clock is kept in seconds since 2000-01-01 local
-    standard time and is invalid until set (a meter without a time source)."""
+_TICKS_MASK = 0x3FFFFFFF  # MicroPython's ticks_ms() wraps at 2**30
 
-    def __init__(self, wall_s=None):
-        self._ms = 0
+
+class VirtualClock(Clock):
+    """Monotonic ms start at ticks_start and wrap at 2**30 like ticks_ms() on the board;
+    the wall clock is kept in seconds since 2000-01-01 local standard time and is invalid
+    until set (a meter without a time source)."""
+
+    def __init__(self, wall_s=None, ticks_start=0):
+        self._ms = ticks_start
         self._wall_ms = 0 if wall_s is None else wall_s * 1000
         self._valid = wall_s is not None
 
@@ -17,7 +21,7 @@ class VirtualClock(Clock):
         self._wall_ms += ms
 
     def ticks_ms(self):
-        return self._ms
+        return self._ms & _TICKS_MASK
 
     def wall_seconds(self):
         return self._wall_ms // 1000

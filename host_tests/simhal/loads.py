@@ -1,6 +1,7 @@
 # A scripted metrology source: a settable constant load, for tests that need exact energy.
 
 from meter.hal import MetrologySource
+from meter.ticks import elapsed_ms
 
 
 class ConstantLoad(MetrologySource):
@@ -21,7 +22,7 @@ class ConstantLoad(MetrologySource):
         if self._last_ms is None:
             self._last_ms = now_ms
             return False
-        dt = now_ms - self._last_ms
+        dt = elapsed_ms(now_ms, self._last_ms)
         self._last_ms = now_ms
         w = self.watts
         wms = (w if w > 0 else -w) * dt + self._rem

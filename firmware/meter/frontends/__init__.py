@@ -5,18 +5,9 @@
 #   simulated.SimulatedHousehold  a household load profile for the host simulation and demos
 #
 # Modules are imported by name (lazily) so a board only loads the front end it has.
-# Shared here: the elapsed-time helper for monotonic ms that wrap at 2**30 (MicroPython's
-# ticks period on 32-bit ports); it also accepts the host's unwrapped virtual ms.
+# Shared here: integer scaling; elapsed_ms (ticks wrap at 2**30) comes from meter.ticks.
 
-from micropython import const
-
-_TICKS_MASK = const(0x3FFF_FFFF)  # 2**30 - 1
-_TICKS_HALF = const(0x2000_0000)  # 2**29
-
-
-def elapsed_ms(now, then):
-    """now - then for ms stamps that wrap at 2**30; valid while the gap is < 2**29 ms."""
-    return ((now - then + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+from meter.ticks import elapsed_ms  # noqa: F401  (re-exported for the front ends)
 
 
 def scale(x, num, den):
