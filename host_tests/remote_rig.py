@@ -19,14 +19,33 @@ DAY = 9_500 * 1440  # a wall minute in 2026, 00:00
 ALLOWED = (10, 15, 20, 30, 40, 50, 60)
 
 
+TICKS_PERIOD = 1 << 30  # MicroPython's ticks_ms() wraps here
+
+
+def wrapping_clock(wall_min=DAY, before_wrap_ms=5000):
+    """A virtual clock whose ticks_ms() starts before_wrap_ms short of the 2**30 wrap:
+    ticks_ms() = (start + elapsed) & (2**30 - 1), as on the board after 12.4 days."""
+    return VirtualClock(wall_s=wall_min * 60, ticks_start=TICKS_PERIOD - before_wrap_ms)
+
+
 class FakeStore:
-    """Keeps every saved blob per kind (copied, as the contract requires)."""
+    """Keeps every saved blob per kind (copied, as the contract requires), and the order
+    of all saves in `log` (kind, blob), so a power cut after any save can be replayed."""
 
     def __init__(self):
         self.blobs = {}
+        self.log = []
 
     def save(self, kind, data):
         self.blobs.setdefault(kind, []).append(bytes(data))
+        self.log.append((kind, bytes(data)))
+
+    def cut_after(self, n):
+        """The store as a power cut after the first n saves left it."""
+        s = FakeStore()
+        for kind, blob in self.log[:n]:
+            s.save(kind, blob)
+        return s
 
     def latest(self, kind):
         return self.blobs.get(kind, [None])[-1]
@@ -89,11 +108,23 @@ class Rig:
 
     def state(self):
         """Everything a command may change (audit log excluded)."""
-        return (self.limiter.to_bytes(), self.table.to_bytes(), self.proc.counter_bytes(),
-                self.limiter.demand_a, self.limiter.drill.to_bytes())
+        return self.control_state() + (self.proc.counter_bytes(),)
 
-    def reboot(self, wall_min=None, valid=True, relay_closed=None):
-        """A new meter process restored from this rig's store (same relay unless given)."""
+    def control_state(self):
+        """What a command's operation may change: state() without the command counter."""
+        return (self.limiter.to_bytes(), self.table.to_bytes(), self.limiter.demand_a,
+                self.limiter.drill.to_bytes())
+
+    def stamps(self):
+        """Every monotonic ms stamp the control code keeps (each must be a ticks value)."""
+        lim, d = self.limiter, self.limiter.drill
+        return ([lim.over_ms, lim.opened_ms, lim.closed_ms, lim.demand_end_ms,
+                 self.breaker.cmd_ms, d._over_ms, d._opened_ms, self.proc._win_ms]
+                + list(self.table.act_ms))
+
+    def reboot(self, wall_min=None, valid=True, relay_closed=None, store=None):
+        """A new meter process restored from this rig's store, or from `store` (same relay
+        unless given). Its monotonic clock restarts at 0, as after a power-on."""
         clock = VirtualClock(wall_s=(wall_min if wall_min is not None
                                      else self.clock.wall_minute()) * 60)
         if not valid:
@@ -101,11 +132,11 @@ class Rig:
         relay = self.relay
         if relay_closed is not None:
             relay = FakeRelay(closed=relay_closed)
-        new = Rig(store=self.store, relay=relay, clock=clock, counter=self.he.counter,
+        s = store or self.store
+        new = Rig(store=s, relay=relay, clock=clock, counter=self.he.counter,
                   contract=60, min_over_ms=self.limiter.min_over_ms,
                   reclose_ms=self.limiter.reclose_ms, max_recloses=self.limiter.max_recloses,
                   max_duration_min=self.table.max_duration_min)
-        s = self.store
         if s.latest(KIND_LIMITER):
             new.limiter.from_bytes(s.latest(KIND_LIMITER))
         if s.latest(KIND_RESERVATIONS):
@@ -117,4 +148,5 @@ class Rig:
         for blob in s.all(KIND_AUDIT):
             new.audit.restore(blob)
         new.limiter.start(*new.now())
+        new.he = self.he  # the same head-end talks to the rebooted meter
         return new

@@ -13,7 +13,7 @@ from meter.audit import ENTRY_LEN, AuditLog
 from meter.command import CMD_CREATE, CMD_RESET, CMD_STATUS, MAC_LEN, RESP_STATUS
 from meter.events import BREAKER_CLOSE, BREAKER_OPEN, TAMPER_AUTH
 from meter.limiter import R_REMOTE_RESET, S_CLOSED, S_LOCKED
-from meter.persist import KIND_AUDIT, KIND_COUNTER, MAX_BLOB
+from meter.persist import KIND_AUDIT, KIND_COUNTER, KIND_LIMITER, MAX_BLOB
 from meter.reservations import ACTIVE, CONFIRMED
 
 import headend
@@ -91,17 +91,25 @@ def test_malformed_requests_get_e_malformed():
     r = Rig()
     good = r.he.status(r.exp())
     wrong_version = b"\x02" + good[1:]
-    long_args = r.he.build(CMD_STATUS, b"\x00", r.exp())  # STATUS takes no argument
-    short_args = r.he.build(CMD_CREATE, b"\x00\x01", r.exp())
     before = r.state()
-    for bad in (b"", b"\x01", good[:20], good[:-1], good + b"\x00", wrong_version,
-                long_args, short_args):
+    for bad in (b"", b"\x01", good[:20], good[:-1], good + b"\x00", wrong_version):
         assert r.send(bad, check_tag=False).status == S.E_MALFORMED, bad
-    assert r.state() == before
+    assert r.state() == before and r.proc.counter == 0
     assert r.send(r.he.build(0x7E, b"", r.exp())).status == S.E_UNKNOWN_CMD
 
 
-def test_out_of_range_commands_are_rejected_and_do_not_use_up_the_counter():
+def test_an_authentic_request_with_wrong_arguments_is_malformed_and_uses_up_its_counter():
+    r = Rig()
+    long_args = r.he.build(CMD_STATUS, b"\x00", r.exp())  # STATUS takes no argument
+    short_args = r.he.build(CMD_CREATE, b"\x00\x01", r.exp())
+    before = r.control_state()
+    for bad in (long_args, short_args):
+        assert r.send(bad).status == S.E_MALFORMED
+        assert r.send(bad).status == S.E_REPLAY
+    assert r.control_state() == before and r.proc.counter == r.he.counter == 2
+
+
+def test_out_of_range_commands_are_rejected_change_nothing_and_use_up_their_counter():
     r = Rig()
     m = r.minute()
     he = r.he
@@ -115,11 +123,42 @@ def test_out_of_range_commands_are_rejected_and_do_not_use_up_the_counter():
              (he.reset(r.exp()), S.E_STATE),
              (he.drill(12, 60, r.exp()), S.E_LIMIT),
              (he.drill(10, 0, r.exp()), S.E_DURATION)]
-    before = r.state()
-    for req, code in cases:
+    before = r.control_state()
+    for k, (req, code) in enumerate(cases):
         assert r.send(req).status == code
-    assert r.state() == before and r.proc.counter == 0
-    assert r.send(he.status(r.exp(), )).status == S.OK and r.proc.counter == he.counter
+        assert r.proc.counter == k + 1  # consumed: this request can never act again
+    assert r.control_state() == before
+    assert r.store.latest(KIND_COUNTER) == r.proc.counter_bytes()
+    for req, _ in cases:
+        assert r.send(req).status == S.E_REPLAY
+    assert r.control_state() == before
+
+
+def test_a_rejected_reset_cannot_be_replayed_once_an_overload_has_locked_the_breaker():
+    r = Rig(contract=20, max_recloses=0)
+    reset = r.he.reset(r.exp())
+    assert r.send(reset).status == S.E_STATE  # the breaker is closed: nothing to reset
+    r.tick(25_000, seconds=4)
+    assert r.limiter.state == S_LOCKED
+    assert r.send(reset).status == S.E_REPLAY
+    assert r.limiter.state == S_LOCKED and not r.relay.commanded()
+    b = r.reboot()
+    assert b.send(reset).status == S.E_REPLAY and b.limiter.state == S_LOCKED
+
+
+def test_the_counter_is_persisted_before_the_operation_so_a_power_cut_never_allows_a_replay():
+    r = Rig(contract=60)
+    req = r.he.contract(30, r.exp())
+    n0 = len(r.store.log)
+    assert r.send(req).status == S.OK
+    kinds = [k for k, _ in r.store.log[n0:]]
+    assert kinds.index(KIND_COUNTER) < kinds.index(KIND_LIMITER)
+    for cut in range(n0, len(r.store.log) + 1):
+        b = r.reboot(store=r.store.cut_after(cut))
+        before = b.control_state()
+        assert b.send(req).status == (S.E_REPLAY if cut > n0 else S.OK)
+        if cut > n0:
+            assert b.control_state() == before  # lost or done, but not done twice
 
 
 def test_with_an_invalid_clock_scheduling_is_refused_but_reset_and_cancel_work():
@@ -170,6 +209,24 @@ def test_responses_are_authentic_and_bound_to_their_request():
         r.he.parse(raw)
 
 
+def test_a_response_for_a_counter_the_head_end_never_sent_is_refused():
+    r = Rig()
+    other = HeadEnd(METER_ID, KEY, 50)  # someone else holding the key, counter 51
+    raw = r.proc.handle(other.status(r.exp()), *r.now())
+    with pytest.raises(ResponseError):
+        r.he.parse(raw)
+    assert r.he.parse(raw, check_tag=False).counter == 51  # diagnostics may still read it
+
+
+def test_the_status_block_reports_unsaved_audit_entries():
+    r = Rig()
+    for _ in range(7):
+        r.send(b"junk", check_tag=False)
+    s_ = parse_status(r.send(r.he.status(r.exp())).data)
+    assert s_.unsaved == r.audit.unsaved == 3
+    assert "unsaved audit entries 3" in headend.describe(r.send(r.he.status(r.exp())))
+
+
 def test_every_command_accepted_or_rejected_is_audited_and_persisted_entry_by_entry():
     r = Rig()
     r.send(r.he.status(r.exp()))
@@ -193,12 +250,25 @@ def test_a_flood_of_forged_commands_neither_wears_the_flash_nor_floods_the_event
     assert r.audit.n == 10 and r.audit.unsaved == 6
     assert len(r.store.all(KIND_AUDIT)) - saved == 4 and len(r.events_of(TAMPER_AUTH)) == 4
     resp = r.send(r.he.status(r.exp()))
-    assert resp.status == S.OK and resp.data[7] == 6
+    assert resp.status == S.OK and parse_status(resp.data).unsaved == 6
     r.tick(0, seconds=60)
     req = bytearray(r.he.reset(r.exp()))
     req[24] ^= 1
     r.send(bytes(req), check_tag=False)
     assert len(r.events_of(TAMPER_AUTH)) == 5 and r.audit.unsaved == 6
+
+
+def test_the_flood_window_restarts_when_its_start_is_more_than_2_29_ms_old():
+    r = Rig()
+    for _ in range(4):
+        r.send(b"junk", check_tag=False)
+    assert r.audit.unsaved == 0
+    r.clock.advance((1 << 29) + 60_000)  # 6.2 days on: the ms difference reads negative
+    r.send(b"junk", check_tag=False)
+    assert r.audit.unsaved == 0 and len(r.store.all(KIND_AUDIT)) == 5
+    for _ in range(4):
+        r.send(b"junk", check_tag=False)
+    assert r.audit.unsaved == 1  # the new window still limits the flood
 
 
 def test_the_audit_log_is_a_bounded_fifo_restored_after_a_reboot():
@@ -242,6 +312,27 @@ def test_headend_cli_builds_requests_the_meter_accepts(tmp_path, capsys):
     headend.main(common + ["status"])
     req = bytes.fromhex(capsys.readouterr().out.strip())
     assert r.proc.handle(req, *r.now())[RESP_STATUS] == S.OK  # counter 2 from the state file
+
+
+def test_headend_cli_expiry_defaults_to_ten_minutes_after_the_host_clock(tmp_path, capsys):
+    now = headend.wall_minute()
+    r = Rig(wall_min=now)
+    headend.main(["--meter-id", METER_ID.decode(), "--key-hex", KEY.hex(), "status"])
+    req = bytes.fromhex(capsys.readouterr().out.strip())
+    expiry = struct.unpack_from(">i", req, 14)[0]
+    assert now + 10 <= expiry <= headend.wall_minute() + 10
+    assert r.proc.handle(req, *r.now())[RESP_STATUS] == S.OK
+
+
+def test_wall_minute_counts_from_2000_in_local_standard_time(monkeypatch):
+    import datetime
+    from meter.caltime import days_from_civil
+    utc = datetime.timezone.utc
+    monkeypatch.setattr(headend.time, "timezone", -9 * 3600)  # JST, no daylight saving
+    assert headend.wall_minute(datetime.datetime(2000, 1, 1, tzinfo=utc)) == 540
+    monkeypatch.setattr(headend.time, "timezone", 5 * 3600)  # US Eastern standard time
+    t = datetime.datetime(2026, 7, 1, 19, 33, 59, tzinfo=utc)
+    assert headend.wall_minute(t) == days_from_civil(2026, 7, 1) * 1440 + 14 * 60 + 33
 
 
 # -- properties --------------------------------------------------------------------------

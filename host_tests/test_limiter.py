@@ -5,18 +5,19 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from meter import status
-from meter.breaker import Breaker, elapsed_ms
+from meter.breaker import Breaker
 from meter.drill import K_LOCKOUT, K_RECLOSE, K_TRIP, REPORT_LEN
 from meter.events import (BREAKER_CLOSE, BREAKER_FAULT, BREAKER_OPEN, CONFIG_CHANGE,
                           EventLog, LIMIT_CHANGE)
-from meter.limiter import (BLOB_LEN, LIMIT_FALLBACK, R_BOOT, R_LOCAL_RESET, R_LOCKOUT,
+from meter.limiter import (BLOB_LEN, LIMIT_FALLBACK, MAX_MA, R_BOOT, R_LOCAL_RESET, R_LOCKOUT,
                            R_OVERCURRENT, R_RECLOSE, S_CLOSED, S_LOCKED, S_OPEN, Limiter)
 from meter.persist import KIND_DRILL, KIND_LIMITER, MAX_BLOB
-from meter.reservations import ReservationTable
+from meter.reservations import ENDED, ReservationTable
+from meter.ticks import TICKS_MASK, elapsed_ms
 from simhal.pins import FakeRelay
 
 from headend import parse_drill_report
-from remote_rig import Rig
+from remote_rig import TICKS_PERIOD, Rig, wrapping_clock
 
 
 def test_current_above_the_limit_for_the_minimum_duration_opens_the_breaker():
@@ -166,6 +167,39 @@ def test_feedback_is_not_judged_before_the_settle_time():
     assert b.check(1200, 0, 0) and ev.count(BREAKER_FAULT) == 1
 
 
+class DroppingRelay(FakeRelay):
+    """A relay whose contacts can open by themselves (a thermal release, a failed coil)."""
+
+    def drop(self):
+        self._sensed = not self._cmd
+
+
+def test_a_mismatch_long_after_the_last_command_is_a_fault_at_once():
+    ev = EventLog(8)
+    relay = DroppingRelay(True)
+    b = Breaker(relay, ev, settle_ms=200)
+    b.command(False, 1000)
+    b.command(True, 2000)
+    t = 2000
+    for _ in range(10):  # the limiter checks every second
+        t += 1000
+        assert not b.check(t, 0, 0)
+    t = (t + (1 << 29) + 5000) & TICKS_MASK  # 6.2 days on: elapsed since the command < 0
+    relay.drop()
+    assert b.check(t, 0, 0) and ev.count(BREAKER_FAULT) == 1 and b.alarm
+
+
+def test_a_new_command_restarts_the_settle_time():
+    ev = EventLog(8)
+    relay = FakeRelay(True)
+    b = Breaker(relay, ev, settle_ms=200)
+    assert not b.check(0, 0, 0)
+    assert not b.check(1000, 0, 0)
+    relay.stuck = True
+    b.command(False, 5000)
+    assert not b.check(5100, 0, 0) and b.check(5200, 0, 0)
+
+
 @given(st.integers(0, 2**40), st.integers(-2**28, 2**28))
 def test_elapsed_ms_is_right_across_a_ticks_wrap(base, delta):
     period = 1 << 30
@@ -290,3 +324,91 @@ def test_the_relay_opens_only_after_the_minimum_over_current_duration(load, min_
         if was_closed and not r.relay.commanded():
             assert run and run[-1] - run[0] >= min_over
             run = []
+
+
+# -- unknown and absurd currents ---------------------------------------------------------
+
+def test_an_unknown_current_never_trips_and_restarts_an_over_run():
+    r = Rig(contract=20, min_over_ms=3000)
+    r.tick(25_000, seconds=3)  # 2 s into an over run
+    r.tick(-1, -1, seconds=600)  # front end silent: current unknown for 10 minutes
+    assert r.limiter.state == S_CLOSED and r.relay.operations == 0
+    r.tick(25_000, seconds=3)  # a new run: 2 s, not yet the 3 s minimum
+    assert r.limiter.state == S_CLOSED
+    r.tick(25_000)
+    assert r.limiter.state == S_OPEN
+
+
+def test_an_unknown_line_leaves_the_other_line_in_charge():
+    r = Rig(contract=20)
+    r.tick(-1, 25_000, seconds=4)
+    assert r.limiter.state == S_OPEN
+    r2 = Rig(contract=20)
+    r2.tick(25_000, -1, seconds=4)
+    assert r2.limiter.state == S_OPEN
+
+
+def test_an_unknown_current_counts_no_drill_over_time_and_no_would_be_trip():
+    r = Rig(contract=60)
+    r.limiter.drill_now(10, 600, r.now()[0])
+    r.tick(15_000, seconds=3)
+    r.tick(-1, -1, seconds=30)
+    r.tick(15_000, seconds=3)
+    d = parse_drill_report(r.limiter.drill.to_bytes())
+    assert d.trips == 0 and d.over_s == 6 and d.max_ma == 15_000
+
+
+@pytest.mark.parametrize("i_ma", (10**6, 10**9, 10**12))
+def test_a_current_far_above_any_limit_trips_and_is_logged_clamped(i_ma):
+    r = Rig(contract=60, max_recloses=0)
+    r.limiter.drill_now(10, 600, r.now()[0])
+    r.tick(i_ma, seconds=4)
+    assert r.limiter.state == S_LOCKED and not r.relay.commanded()
+    ev = r.events_of(BREAKER_OPEN)[-1]
+    assert ev[5] == min(i_ma, MAX_MA)
+    d = parse_drill_report(r.limiter.drill.to_bytes())
+    assert d.max_ma == min(i_ma, MAX_MA) and d.records[0].current_ma == min(i_ma, MAX_MA)
+
+
+# -- ticks_ms wrap -----------------------------------------------------------------------
+
+def assert_ticks_stamps(r):
+    assert all(0 <= s <= TICKS_MASK for s in r.stamps()), r.stamps()
+
+
+def test_trip_reclose_drill_and_reservation_work_across_the_ticks_wrap():
+    r = Rig(contract=30, max_recloses=1, clock=wrapping_clock(before_wrap_ms=5000))
+    m = r.minute()
+    assert r.clock.ticks_ms() == TICKS_PERIOD - 5000
+    assert r.send(r.he.drill(20, 60, r.exp())).status == 0  # ends 55 s after the wrap
+    assert_ticks_stamps(r)
+    r.tick(0, seconds=2)
+    r.tick(40_000, seconds=3)  # over at -2000, -1000 and 0 (the wrap): 2 s so far
+    assert r.limiter.state == S_CLOSED and r.clock.ticks_ms() == 0
+    r.tick(40_000)  # 3 s over at 1000: trips just after the wrap
+    assert r.limiter.state == S_OPEN
+    r.tick(0, seconds=9)
+    assert r.limiter.state == S_OPEN
+    r.tick(0)
+    assert r.limiter.state == S_CLOSED and r.limiter.recloses == 1
+    assert_ticks_stamps(r)
+    d = parse_drill_report(r.limiter.drill.to_bytes())
+    assert d.running and d.trips == 1 and d.records[0].limit_a == 20
+    r.tick(0, seconds=43)  # 54 s after the wrap: the drill still runs
+    assert r.clock.ticks_ms() == 54_000
+    assert r.limiter.drill.running and r.limiter.demand_a == 20
+    r.tick(0)  # 55 s: it ends on time
+    assert not r.limiter.drill.running and r.limiter.demand_a == 0
+    r.reserve(7, m + 2, m + 20, 10)
+    r.until_minute(m + 2)
+    r.tick(0)
+    assert r.limiter.active_a == 10
+    r.tick(0, seconds=600)  # the re-close count returns to 0 after the quiet period
+    assert r.limiter.recloses == 0
+    assert_ticks_stamps(r)
+    b = r.reboot()  # a power-on inside the window: ticks restart at 0
+    assert_ticks_stamps(b)
+    assert b.limiter.active_a == 10
+    b.until_minute(m + 20)
+    assert b.limiter.active_a == 30 and b.table.state[b.table.find(7)] == ENDED
+    assert_ticks_stamps(b)

@@ -159,6 +159,10 @@ def test_history_of_100_days_is_served_from_flash_with_bounded_ram():
             minute = (hw // 1440 - day) * 1440 + 30 * h
             if minute <= hw:
                 assert b.store.history(minute) == truth[minute], (day, h)
+    m0 = hw - hw % 30 - 99 * 1440
+    assert b.store.history_count(m0, FWD) == truth[m0][0]
+    assert b.store.history_count(m0, 1) == truth[m0][1]
+    assert b.store.history_count(hw + 30, FWD) == MISSING
     assert b.store.history(hw + 30) == MISSING
     assert b.store.history(hw + 1) == MISSING
     assert b.store.history(start - 30) == MISSING

@@ -11,20 +11,24 @@ pairs the two checks both ends. Library use:
     rec = parse_record(resp.data)               # Record(rid, start, end, limit, ...)
     req2 = he.confirm(7, rec.digest, expiry=m + 5)
 
-CLI (prints the request as hex; keeps the counter in a state file):
+CLI (prints the request as hex; keeps the counter in a state file). --expiry defaults to
+the host clock's wall minute + 10 (minutes since 2000-01-01 local standard time, as the
+meter counts them):
 
     headend.py --meter-id SIM00001 --key-hex 00.. --state he.json create --id 7 \
-        --start 14000000 --end 14000060 --limit 20 --expiry 13999990
+        --start 14000000 --end 14000060 --limit 20
     headend.py --meter-id SIM00001 --key-hex 00.. parse --hex 01..
 """
 
 import argparse
+import datetime
 import hashlib
 import hmac
 import json
 import os
 import struct
 import sys
+import time
 from collections import namedtuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,14 +45,27 @@ from meter.limiter import STATE_NAMES as BREAKER_STATES  # noqa: E402
 Response = namedtuple("Response", "code meter_id counter tag status data")
 Record = namedtuple("Record", "rid start end limit flags state digest")
 AuditEntry = namedtuple("AuditEntry", "seq counter minute second code status arg")
-Status = namedtuple("Status", "contract active_a active_id state recloses flags")
+Status = namedtuple("Status", "contract active_a active_id state recloses flags unsaved")
 DrillTrip = namedtuple("DrillTrip", "kind minute second current_ma limit_a")
 DrillReport = namedtuple("DrillReport", "running source start_min start_s end_min end_s "
                          "low_a trips max_ma over_s records")
 
 
+EPOCH_2000 = datetime.datetime(2000, 1, 1)
+DEFAULT_EXPIRY_MIN = 10  # CLI: a request expires this many minutes after it is built
+
+
 class ResponseError(Exception):
     pass
+
+
+def wall_minute(utc=None):
+    """Wall minute of a UTC instant (default: now) in the meter's convention: minutes since
+    2000-01-01 00:00 local standard time (the host's zone without daylight saving)."""
+    if utc is None:
+        utc = datetime.datetime.now(datetime.timezone.utc)
+    standard = utc.replace(tzinfo=None) - datetime.timedelta(seconds=time.timezone)
+    return int((standard - EPOCH_2000).total_seconds() // 60)
 
 
 def record_digest(rid, start, end, limit, flags):
@@ -123,8 +140,8 @@ class HeadEnd:
             raise ResponseError("bad response MAC")
         if meter_id != self.meter_id:
             raise ResponseError("response from another meter")
-        if check_tag and self.sent.get(counter) not in (None, tag):
-            raise ResponseError("response not bound to our request")
+        if check_tag and self.sent.get(counter) != tag:
+            raise ResponseError("response not bound to a request we sent")
         return Response(code, meter_id, counter, tag, st, bytes(resp[24:24 + n]))
 
 
@@ -146,8 +163,7 @@ def parse_audit(data):
 
 
 def parse_status(data):
-    c, a, aid, st, rc, fl, _ = struct.unpack(">BBHBBBB", data)
-    return Status(c, a, aid, st, rc, fl)
+    return Status(*struct.unpack(">BBHBBBB", data))
 
 
 def parse_drill_report(data):
@@ -178,8 +194,10 @@ def describe(resp):
         out += "\n  " + repr(parse_drill_report(resp.data))
     else:
         s = parse_status(resp.data)
-        out += "\n  contract %d A, active %d A (id %d), breaker %s, re-closes %d, flags %#x" % (
-            s.contract, s.active_a, s.active_id, BREAKER_STATES[s.state], s.recloses, s.flags)
+        out += ("\n  contract %d A, active %d A (id %d), breaker %s, re-closes %d, flags %#x,"
+                " unsaved audit entries %d" % (s.contract, s.active_a, s.active_id,
+                                                BREAKER_STATES[s.state], s.recloses, s.flags,
+                                                s.unsaved))
     return out
 
 
@@ -189,7 +207,8 @@ def main(argv=None):
     p.add_argument("--key-hex", required=True)
     p.add_argument("--state", help="JSON file keeping the last counter used")
     p.add_argument("--counter", type=int, help="counter to use (overrides --state)")
-    p.add_argument("--expiry", type=int, default=0, help="expiry wall minute")
+    p.add_argument("--expiry", type=int,
+                   help="expiry wall minute (default: now + %d min)" % DEFAULT_EXPIRY_MIN)
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create")
     for a in ("--id", "--start", "--end", "--limit"):
@@ -220,7 +239,7 @@ def main(argv=None):
         return 0
     if a.counter is not None:
         he.counter = a.counter - 1
-    e = a.expiry
+    e = a.expiry if a.expiry is not None else wall_minute() + DEFAULT_EXPIRY_MIN
     build = {
         "create": lambda: he.create(a.id, a.start, a.end, a.limit, e, a.drill),
         "confirm": lambda: he.confirm(a.id, bytes.fromhex(a.digest), e),

@@ -2,28 +2,24 @@
 #
 # The breaker only moves when told by its owner (the limiter), which logs the reason; this
 # module logs the one thing it detects itself: a mismatch between the commanded and the
-# sensed state that persists for settle_ms after the last command (BREAKER_FAULT, a:
-# commanded 1/0, b: sensed 1/0). The fault is logged once per occurrence (rising edge);
-# `alarm` latches for the uplink until ack_alarm(). check() is allocation-free.
+# sensed state once the relay has settled (BREAKER_FAULT, a: commanded 1/0, b: sensed 1/0).
+# The fault is logged once per occurrence (rising edge); `alarm` latches for the uplink
+# until ack_alarm(). check() is allocation-free.
 #
-# Monotonic ms are compared with elapsed_ms(), which is correct across a wrap of the
-# ticks_ms counter (period 2**30 on ESP32) for intervals shorter than 2**29 ms (6.2 days).
+# Settling: for settle_ms after a command (and after the first check() at boot) a mismatch
+# is the relay still moving and is not judged. The first check() that sees settle_ms
+# elapsed latches `settled`; from then on any mismatch is a fault at once, however long
+# after the command it appears (a contact that drops out days later). The latch matters
+# because ms stamps wrap (meter.ticks): 2**29 ms (6.2 days) after a command the signed
+# difference turns negative and would read as "just commanded" again. check() runs every
+# second, so the latch is set long before that.
 
 from micropython import const
 
 from meter.events import BREAKER_FAULT
+from meter.ticks import elapsed_ms
 
-_TICKS_MASK = const(0x3FFFFFFF)
-_TICKS_HALF = const(0x20000000)
 SETTLE_MS = const(200)  # a relay operates in 10..30 ms; its feedback is trusted after this
-
-
-def elapsed_ms(now, then):
-    """now - then in ms for monotonic stamps that may wrap at 2**30 (signed result)."""
-    d = (now - then) & _TICKS_MASK
-    if d >= _TICKS_HALF:
-        d -= _TICKS_MASK + 1
-    return d
 
 
 class Breaker:
@@ -31,7 +27,9 @@ class Breaker:
         self.relay = relay
         self.events = events
         self.settle_ms = settle_ms
-        self.cmd_ms = 0  # monotonic ms of the last command
+        self.cmd_ms = 0  # monotonic ms of the last command (or of the first check)
+        self.started = False  # check() has run once (dates the boot settle period)
+        self.settled = False  # settle_ms has passed since the last command
         self.fault = False  # commanded and sensed states differ (after settling)
         self.alarm = False  # latched fault indication for the uplink
 
@@ -45,16 +43,25 @@ class Breaker:
             return False
         self.relay.command(closed)
         self.cmd_ms = now_ms
+        self.started = True
+        self.settled = False
         return True
 
     def check(self, now_ms, minute, second):
         """Compare feedback with the command; True while a fault is present."""
+        if not self.started:
+            self.started = True
+            self.cmd_ms = now_ms
+        if not self.settled:
+            el = elapsed_ms(now_ms, self.cmd_ms)
+            # negative: more than 2**29 ms unseen, certainly settled
+            self.settled = el < 0 or el >= self.settle_ms
         cmd = self.relay.commanded()
         sensed = self.relay.sensed()
         if cmd == sensed:
             self.fault = False
             return False
-        if self.fault or elapsed_ms(now_ms, self.cmd_ms) < self.settle_ms:
+        if self.fault or not self.settled:
             return self.fault
         self.fault = True
         self.alarm = True

@@ -3,7 +3,7 @@
 # Request (big-endian; HMAC-SHA256 under the per-meter key over every byte before it):
 #   0  u8   version (1)             1  u8  command code (CMD_*)
 #   2  8    meter id (the 8-byte id of the board definition, as in Last Gasp messages)
-#   10 u32  counter: strictly above the last accepted one
+#   10 u32  counter: strictly above the last consumed one (see below)
 #   14 i32  expiry, wall minute: accepted only while the meter's wall minute < expiry
 #   18 u8   n, argument length      19 n   arguments (below)
 #   19+n    32-byte HMAC
@@ -30,27 +30,35 @@
 # breaker state u8, re-close count u8, flags u8 (bit0 clock fallback, bit1 relay fault,
 # bit2 fault alarm, bit3 drill running), audit entries not persisted (flood guard) u8.
 #
-# Checks, in order; the first failing one is the status and nothing changes except the
-# audit log: size/version/argument length (E_MALFORMED), meter id (E_METER_ID), HMAC
-# (E_MAC, also a TAMPER_AUTH event), counter (E_REPLAY, also TAMPER_AUTH), expiry
-# (E_EXPIRED; with an invalid wall clock expiry cannot be checked, so CREATE, CONFIRM and
-# CONTRACT are refused with E_CLOCK and the rest rely on the counter), command code
-# (E_UNKNOWN_CMD), then the operation's own range checks. Every request is audited in RAM
-# and every accepted one persisted; rejections are persisted (and MAC/replay failures raise
-# TAMPER_AUTH) only FLOOD_MAX times per FLOOD_WINDOW_MS, so a flood of junk, or of a
-# captured authentic command that was rejected (its counter is not consumed), cannot wear
-# the flash or bury the event log; the status block reports how many were not persisted.
-# Only an accepted command (status OK) raises the stored counter; it is persisted
-# (KIND_COUNTER) after the operation's own state. A power cut between the two can let
-# that one command be replayed once after the reboot, which is harmless: every command is
-# idempotent on repetition (a second CREATE is E_DUPLICATE_ID, CONFIRM/CANCEL/RESET
-# E_STATE, CONTRACT the same value, DRILL restarts the same drill).
+# Checks, in order; the first failing one is the status: size/version/argument length
+# (E_MALFORMED), meter id (E_METER_ID), HMAC (E_MAC, also a TAMPER_AUTH event), counter
+# (E_REPLAY, also TAMPER_AUTH), expiry (E_EXPIRED; with an invalid wall clock expiry cannot
+# be checked, so CREATE, CONFIRM and CONTRACT are refused with E_CLOCK and the rest rely on
+# the counter), command code (E_UNKNOWN_CMD), argument length (E_MALFORMED), then the
+# operation's own checks (E_LIMIT, E_STATE ...).
+#
+# The counter is consumed by every AUTHENTIC request: one whose meter id, MAC, counter and
+# expiry checks pass, whatever happens next (unknown code, E_CLOCK, the operation's own
+# rejection or success). Its counter is stored and persisted (KIND_COUNTER) BEFORE the
+# operation runs, so an authentic request is acted on at most once: a request rejected now
+# (a RESET while the breaker is closed: E_STATE) can never be replayed later when it would
+# succeed (after an overload has locked the breaker), and a power cut between the counter
+# and the operation's own state loses the operation (the head-end gets no answer and sends
+# a new command) rather than leaving it replayable. A request failing an earlier check
+# changes nothing but the audit log.
+#
+# Every request is audited in RAM; authentic ones are always persisted. Rejections before
+# the counter is consumed (junk, forgeries, replays, expired commands) are persisted (and
+# MAC/replay failures raise TAMPER_AUTH) only FLOOD_MAX times per FLOOD_WINDOW_MS, so a
+# flood of them cannot wear the flash or bury the event log; the status block reports how
+# many were not persisted. The flood window restarts when FLOOD_WINDOW_MS has elapsed, or
+# when the elapsed time reads negative (more than 2**29 ms since it began: meter.ticks).
 
 from micropython import const
 import struct
 
 from meter import mac, status
-from meter.breaker import elapsed_ms
+from meter.ticks import elapsed_ms
 from meter.events import TAMPER_AUTH
 from meter.persist import KIND_COUNTER, NullStore
 
@@ -102,7 +110,8 @@ class CommandProcessor:
         self.audit = audit
         self.events = events
         self.store = store or NullStore()
-        self.counter = 0  # last accepted command counter
+        self.counter = 0  # counter of the last authentic request (consumed)
+        self._authentic = False  # the request being handled consumed its counter
         self._win_ms = 0  # flood guard window start (monotonic ms) ...
         self._win_n = 0  # ... and rejections in it
 
@@ -112,7 +121,7 @@ class CommandProcessor:
         tag = bytes(req[-MAC_LEN:-MAC_LEN + TAG_LEN]) if len(req) >= REQ_HEAD + MAC_LEN \
             else bytes(TAG_LEN)
         keep = True
-        if st != status.OK:
+        if not self._authentic:
             keep = self._admit(now_ms)
             if keep and (st == status.E_MAC or st == status.E_REPLAY):
                 self.events.log(TAMPER_AUTH, minute if valid else -1, second, st,
@@ -124,13 +133,15 @@ class CommandProcessor:
         """Flood guard: True for the first FLOOD_MAX rejections in each FLOOD_WINDOW_MS,
         which are persisted (and raise TAMPER_AUTH for MAC and replay failures); the rest
         are kept in RAM only and counted in audit.unsaved."""
-        if self._win_n == 0 or elapsed_ms(now_ms, self._win_ms) >= FLOOD_WINDOW_MS:
+        el = elapsed_ms(now_ms, self._win_ms)
+        if self._win_n == 0 or el < 0 or el >= FLOOD_WINDOW_MS:
             self._win_ms = now_ms
             self._win_n = 0
         self._win_n += 1
         return self._win_n <= FLOOD_MAX
 
     def _process(self, req, now_ms, minute, second, valid):
+        self._authentic = False
         n = len(req)
         code = req[1] if n > 1 else 0
         counter = 0
@@ -150,6 +161,9 @@ class CommandProcessor:
             return code, counter, 0, status.E_REPLAY, b""
         if valid and minute >= expiry:
             return code, counter, 0, status.E_EXPIRED, b""
+        self._authentic = True  # consumed whatever follows (see the header)
+        self.counter = counter
+        self.save()
         fmt = ARG_FMT.get(code)
         if fmt is None:
             return code, counter, 0, status.E_UNKNOWN_CMD, b""
@@ -159,9 +173,6 @@ class CommandProcessor:
             return code, counter, 0, status.E_CLOCK, b""
         args = struct.unpack_from(fmt, req, REQ_HEAD) if fmt else ()
         arg, st, data = self._execute(code, args, now_ms, minute, second, valid)
-        if st == status.OK:
-            self.counter = counter
-            self.save()
         return code, counter, arg, st, data
 
     def _execute(self, code, args, now_ms, minute, second, valid):
@@ -234,7 +245,7 @@ class CommandProcessor:
         self.store.save(KIND_COUNTER, self.counter_bytes())
 
     def restore_counter(self, blob):
-        """Restore the last accepted counter at boot; invalid blobs raise ValueError."""
+        """Restore the last consumed counter at boot; invalid blobs raise ValueError."""
         if len(blob) != 5 or blob[0] != VERSION:
             raise ValueError("counter blob")
         self.counter = struct.unpack(_COUNTER_FMT, blob)[1]

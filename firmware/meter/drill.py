@@ -7,8 +7,9 @@
 # ends). Every decision it would have taken is recorded with the wall time, current and
 # limit; the report is what the head-end reads (DRILL_REPORT). A session runs from the
 # first tick with a drill cap to the first tick without one; a new session replaces the
-# previous report. tick() allocates nothing (the report is packed into a preallocated
-# blob and handed to the store only when it changes).
+# previous report. A negative current (unknown, see meter.limiter) neither counts nor
+# trips and restarts an over run, as in the limiter. tick() allocates nothing (the report
+# is packed into a preallocated blob and handed to the store only when it changes).
 #
 # Report blob (big-endian, always REPORT_LEN = 114 bytes; records past n are zero):
 #   0  u8  version (1)             1  u8  flags: bit0 running
@@ -25,7 +26,7 @@ from micropython import const
 from array import array
 import struct
 
-from meter.breaker import elapsed_ms
+from meter.ticks import elapsed_ms
 from meter.persist import KIND_DRILL, NullStore
 
 MAX_RECORDS = const(8)

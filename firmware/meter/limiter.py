@@ -1,7 +1,26 @@
 # Current limiter: contract and reserved caps, over-current trip, automatic re-close, lock-out.
 #
-# Evaluated once per second by tick() with the latest metered currents (mA; both lines of a
-# single-phase 3-wire supply are compared, an absent line is -1). Every evaluation:
+# Evaluated once per second by tick() with the latest currents (mA) of the two lines of a
+# single-phase 3-wire supply (a 2-wire supply passes NO_VALUE for the second). The app
+# passes the RAW current of the latest metrology sample, even one that the metering
+# plausibility check rejected (an overload above the meter's rating must still trip), and
+# NO_VALUE (-1) when the front end has been silent for more than 5 s. A negative current on
+# a line means "unknown" for that line; the larger known one is compared. With both lines
+# unknown the limiter neither trips nor counts over-time, and an over run in progress
+# restarts (silence is never evidence of an overload). Currents are clamped to MAX_MA
+# (100 kA) so that any raw value, however absurd, stays a small int and fits the event log
+# and the drill report.
+#
+# What "current" is depends on the front end. With BL0942 it is the measured RMS current of
+# the one line it senses. With an S0 pulse front end it is an ESTIMATE: power / nominal
+# voltage (meter.frontends.s0: power factor taken as 1, power clamped to max_power_w). On
+# a single-phase 3-wire (100/200 V) supply that estimate is P / V(line-neutral), i.e. the
+# SUM of the two line currents: a 200 V load or a load spread over both lines reads up to
+# twice the larger line current (trips early against a per-line contract), a load with a
+# power factor below 1 reads low, and nothing above max_power_w / nominal voltage is seen.
+# A faithful per-line limit on a 3-wire supply needs a front end measuring both lines.
+#
+# Every evaluation:
 #   1. the reservation table advances to the wall time (meter.reservations);
 #   2. active limit = contract limit, lowered by the lowest active confirmed non-drill
 #      reservation; with an invalid wall clock: the contract limit, `fallback` set and a
@@ -16,16 +35,22 @@
 #        LOCKED --local or remote reset--> CLOSED (count = 0); a reset also ends OPEN early
 #               (a remote reset closes at once; DLMS Disconnect control's "ready for
 #               reconnection" arming, where only the customer closes, is not modelled)
-#      The count returns to 0 after reclose_reset_ms closed without a trip. The trip rule:
-#      "over" means current > active limit * 1000 mA at an evaluation; the breaker opens at
-#      the evaluation where the run of consecutive over evaluations has lasted min_over_ms
-#      (so with min_over_ms = 0, at the first one). Every open and close is logged:
-#      BREAKER_OPEN(a: reason, b: current mA), BREAKER_CLOSE(a: reason, b: 0);
+#      The count returns to 0 at an evaluation with a known current under the limit,
+#      reclose_reset_ms after the last close. The trip rule: "over" means current > active
+#      limit * 1000 mA at an evaluation; the breaker opens at the evaluation where the run
+#      of consecutive over evaluations has lasted min_over_ms (so with min_over_ms = 0, at
+#      the first one). Every open and close is logged: BREAKER_OPEN(a: reason, b: current
+#      mA), BREAKER_CLOSE(a: reason, b: 0);
 #   5. the drill shadow (meter.drill) with the drill caps; it never moves the relay.
 # A cancelled or ended reservation stops capping at the first tick after the change, so
 # its limit lifts within 1 s (one tick). tick() allocates nothing, trips included: state is
 # packed into preallocated blobs; only the store's save() (called on a state change, not
 # in steady state) may allocate.
+#
+# Monotonic ms stamps wrap at 2**30 (meter.ticks): every stamp kept here is a masked ticks
+# value, compared only through elapsed_ms(). Each one is re-examined every tick, and every
+# interval measured is far below the 2**29 ms (6.2 days) that elapsed_ms() can span (a drill
+# on demand lasts at most the table's maximum duration, <= 4 days).
 #
 # Persistent state blob (to_bytes, 6 bytes): version u8, contract A u8, state u8,
 # re-close count u8, flags u8 (bit0 fallback, informative: re-derived at boot), reserved u8.
@@ -35,7 +60,7 @@
 from micropython import const
 import struct
 
-from meter.breaker import elapsed_ms
+from meter.ticks import add_ms, elapsed_ms
 from meter.drill import Drill
 from meter.events import BREAKER_OPEN, BREAKER_CLOSE, LIMIT_CHANGE, CONFIG_CHANGE
 from meter.persist import KIND_LIMITER, NullStore
@@ -63,7 +88,8 @@ MIN_OVER_MS = const(3000)
 RECLOSE_MS = const(10_000)
 MAX_RECLOSES = const(3)
 RECLOSE_RESET_MS = const(600_000)
-NO_VALUE = const(-1)
+NO_VALUE = const(-1)  # current unknown (meter.metering.NO_VALUE)
+MAX_MA = const(100_000_000)  # currents are clamped here (100 kA: beyond any real one)
 
 _VERSION = const(1)
 _BLOB_FMT = ">BBBBBB"
@@ -101,7 +127,7 @@ class Limiter:
         self.closed_ms = 0
         self.trips = 0  # trips since boot (diagnostics)
         self.demand_a = 0  # drill on demand: cap A (0 = none) ...
-        self.demand_end_ms = 0  # ... until this monotonic ms
+        self.demand_end_ms = 0  # ... until this monotonic ms (masked ticks stamp)
         self.drill = Drill(min_over_ms, reclose_ms, max_recloses, self.store)
         self._blob = bytearray(BLOB_LEN)
 
@@ -112,10 +138,14 @@ class Limiter:
         self._limits(now_ms, minute, second, valid)
         ev_min = minute if valid else -1
         self.breaker.check(now_ms, ev_min, second)
-        cur = i_ma if i_ma > i2_ma else i2_ma
+        cur = i_ma if i_ma > i2_ma else i2_ma  # negative: both lines unknown
+        if cur > MAX_MA:
+            cur = MAX_MA
         st = self.state
         if st == S_CLOSED:
-            if cur > self.active_a * 1000:
+            if cur < 0:
+                self.over = False  # unknown current: no trip, no over-time, run restarts
+            elif cur > self.active_a * 1000:
                 if not self.over:
                     self.over = True
                     self.over_ms = now_ms
@@ -123,10 +153,11 @@ class Limiter:
                     self._trip(now_ms, ev_min, second, cur)
             else:
                 self.over = False
-                if self.recloses and elapsed_ms(now_ms, self.closed_ms) >= \
-                        self.reclose_reset_ms:
-                    self.recloses = 0
-                    self.save()
+                if self.recloses:
+                    el = elapsed_ms(now_ms, self.closed_ms)
+                    if el < 0 or el >= self.reclose_reset_ms:  # < 0: over 2**29 ms ago
+                        self.recloses = 0
+                        self.save()
         elif st == S_OPEN:
             if elapsed_ms(now_ms, self.opened_ms) >= self.reclose_ms:
                 self.recloses += 1
@@ -230,7 +261,7 @@ class Limiter:
         if not 0 < duration_s <= self.table.max_duration_min * 60:
             return status.E_DURATION
         self.demand_a = limit
-        self.demand_end_ms = now_ms + duration_s * 1000
+        self.demand_end_ms = add_ms(now_ms, duration_s * 1000)
         return status.OK
 
     # -- persistence ---------------------------------------------------------------------

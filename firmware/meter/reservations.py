@@ -35,7 +35,7 @@ from array import array
 import hashlib
 import struct
 
-from meter.breaker import elapsed_ms
+from meter.ticks import add_ms, elapsed_ms
 from meter.events import RESERVATION
 from meter.persist import KIND_RESERVATIONS, NullStore
 from meter import status
@@ -273,7 +273,7 @@ class ReservationTable:
                     ago = (minute - self.start[i]) * _MS_PER_MIN
                     if ago > HARD_MAX_DURATION_MIN * _MS_PER_MIN:
                         ago = HARD_MAX_DURATION_MIN * _MS_PER_MIN
-                self.act_ms[i] = now_ms - ago
+                self.act_ms[i] = add_ms(now_ms, -ago)
 
     def _changed(self, i, minute, second):
         self.events.log(RESERVATION, minute, second, self.rid[i], self.state[i])

@@ -27,10 +27,10 @@
 #                    of monotonic time while no boundary is processed (clock invalid or set
 #                    back behind the high-water mark), so the registers are committed at
 #                    least once a minute whatever the wall clock does.
-#   commit_minute()  one
-#                    atomic group = the blocks that gained entries since the last commit, the
-#                    dirty event blocks, then REC_REGISTERS. 2 page programs a minute, 3 at
-#                    five-minute boundaries, 4 at half-hours; never an erase.
+#   commit_minute()  one atomic journal group: the blocks that gained entries since the
+#                    last commit, the dirty event blocks, then REC_REGISTERS. 2 page programs
+#                    a minute, 3 at five-minute boundaries, 4 at half-hours (+1 when the
+#                    group opens a fresh sector); never an erase.
 #   commit_now()     on demand, the Last Gasp: the same group written into the slots the
 #                    journal keeps erased for it (journal.LAST_GASP_SLOTS), never an erase.
 #   save_lastgasp(payload)  the Last Gasp machine's state (REC_LASTGASP), reserved slots too.
@@ -427,6 +427,14 @@ class Store:
         if base != key * 30 * HALF_BLOCK or not bits >> i & 1:
             return MISSING
         return struct.unpack_from("<ii", p, 8 + 8 * i)
+
+    def history_count(self, minute, reg):
+        """history() in the form the ECHONET meter object reads (E2/E4/EC): the count of
+        register reg (FWD or REV) at half-hour boundary `minute`, or MISSING."""
+        h = self.history(minute)
+        if h == MISSING or reg > 1:
+            return MISSING
+        return h[reg]
 
     # ---- background and audit ----------------------------------------------------------
 

@@ -1,6 +1,7 @@
 # Remote current control under the MicroPython unix port: a full reservation cycle through
 # signed commands, a forged command rejected, and an allocation-free per-second limiter
-# evaluation (steady state, reservation start/end, trip, re-close, drill) under heap_lock.
+# evaluation (steady state, reservation start/end, trip, re-close, drill, unknown and
+# absurd currents) under heap_lock, with ticks_ms stamps that wrap at 2**30 mid-run.
 
 import gc
 import micropython
@@ -56,14 +57,15 @@ audit = AuditLog(store)
 proc = CommandProcessor(METER, KEY, lim, audit, events, store)
 
 base = 9_500 * 1440
-ms = 0
+TICKS_MASK = 0x3FFFFFFF
+ms = TICKS_MASK + 1 - 60_000  # ticks_ms() wraps 60 s in, inside the first heap-locked run
 wall = base * 60  # seconds
 
 
 def tick(i_ma, n=1):
     global ms, wall
     for _ in range(n):
-        ms += 1000
+        ms = (ms + 1000) & TICKS_MASK
         wall += 1
         lim.tick(ms, wall // 60, wall % 60, True, i_ma, -1)
 
@@ -110,6 +112,7 @@ try:
 finally:
     micropython.heap_unlock()
 assert s1 == S_OPEN and s2 == S_CLOSED and s3 == S_LOCKED, (s1, s2, s3)
+assert ms < 200_000, ms  # the run crossed the wrap
 assert table.state[table.find(3)] == ENDED and lim.active_a == 40
 assert events.count(BREAKER_OPEN) == 2 and events.count(BREAKER_CLOSE) == 1
 assert not relay.commanded()
@@ -149,7 +152,7 @@ relay.stuck = True
 micropython.heap_lock()
 try:
     for _ in range(5):
-        ms += 1000
+        ms = (ms + 1000) & TICKS_MASK
         wall += 1
         lim.tick(ms, 0, wall % 60, False, 15_000, -1)  # invalid clock: contract 20 A
     tick(25_000, 5)  # valid again: 10 A cap, trip; the relay does not follow
@@ -169,5 +172,20 @@ for k in range(1000):
     l2.tick(k * 1000, base + k // 60, k % 60, True, 5_000, -1)
 us = time.ticks_diff(time.ticks_us(), t0) // 1000
 print("limiter+table+drill bytes", a1 - a0, "us/tick", us)
+
+# unknown current (NO_VALUE on both lines) never trips; an absurd raw current trips, clamped
+k = 1000
+micropython.heap_lock()
+try:
+    for _ in range(30):
+        k += 1
+        l2.tick(k * 1000, base + k // 60, k % 60, True, -1, -1)
+    s1 = l2.state
+    for _ in range(4):
+        k += 1
+        l2.tick(k * 1000, base + k // 60, k % 60, True, 10**6, -1)
+finally:
+    micropython.heap_unlock()
+assert s1 == S_CLOSED and l2.state == S_OPEN and l2.events.newest(BREAKER_OPEN)[5] == 10**6
 print("saves", store.saves, "kinds", store.kinds)
 print("PASS")

@@ -1,0 +1,79 @@
+# Benchmark under the MicroPython unix port: cost of a journal commit (page programs,
+# erases, microseconds, heap bytes), of the Last Gasp commit and of a compaction step.
+# Run by tools/bench.py. Prints "figure: name value unit". The microseconds include the
+# simulated flash (NorFlash.program is a Python byte loop), not the flash's own program
+# time (~0.7 ms per page on a board).
+
+import gc
+from simhal.flash import NorFlash
+
+SECTORS = 8
+dev = NorFlash(SECTORS)  # first, while the heap is unfragmented
+gc.collect()
+
+import time  # noqa: E402
+from meter import journal as J  # noqa: E402
+from meter.events import EventLog  # noqa: E402
+from meter.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
+from meter.mac import Hmac  # noqa: E402
+from meter.metering import Metering, Sample  # noqa: E402
+from meter.registers import EnergyRegisters  # noqa: E402
+from meter.store import Store, default_keep  # noqa: E402
+
+
+def figure(name, value, unit):
+    print("figure:", name, value, unit)
+
+
+regs = EnergyRegisters()
+cap = IntervalCapture(regs, five=FiveMinuteRing(24), half=HalfHourHistory(days=1))
+met = Metering(regs, cap)
+store = Store(J.Journal(dev, 0, SECTORS, Hmac(b"b" * 32),
+                        default_keep(five_entries=24, event_entries=16, half_blocks=4)),
+              regs, cap, EventLog(16))
+store.restore()
+s = Sample()
+s.dt_ms = 1000
+s.e_fwd = 1500
+s.v_dv = 1010
+t0 = 9_000 * 86_400
+n = us = us_max = progs = heap = erases = 0
+comp_n = comp_us = 0
+for t in range(t0, t0 + 3 * 3600):
+    bits = met.tick(s, t // 60, t % 60, True)
+    p0 = dev.programs
+    e0 = dev.erases
+    gc.collect()
+    a0 = gc.mem_alloc()
+    a = time.ticks_us()
+    seq = store.on_tick((t - t0) * 1000 % 1_000_000_000, bits)
+    d = time.ticks_diff(time.ticks_us(), a)
+    if seq >= 0:
+        heap += gc.mem_alloc() - a0
+        n += 1
+        us += d
+        us_max = max(us_max, d)
+        progs += dev.programs - p0
+        erases += dev.erases - e0
+    e0 = dev.erases
+    a = time.ticks_us()
+    store.compact_step()
+    d = time.ticks_diff(time.ticks_us(), a)
+    if dev.erases > e0:
+        comp_n += 1
+        comp_us += d
+figure("journal_commit_us_mean", us // n, "us")
+figure("journal_commit_us_max", us_max, "us")
+figure("journal_commit_programs_mean", "%d.%02d" % (progs // n, progs * 100 // n % 100),
+       "pages")
+figure("journal_commit_erases", erases, "erases")
+figure("journal_commit_heap_mean", heap // n, "bytes")
+figure("journal_compaction_step_us_mean", comp_us // max(comp_n, 1), "us")
+met.frozen = True
+p0 = dev.programs
+e0 = dev.erases
+a = time.ticks_us()
+store.commit_now()
+figure("lastgasp_commit_us", time.ticks_diff(time.ticks_us(), a), "us")
+figure("lastgasp_commit_programs", dev.programs - p0, "pages")
+figure("lastgasp_commit_erases", dev.erases - e0, "erases")
