@@ -8,7 +8,6 @@
 #   pins.PowerGoodPin      power-good comparator input, edges counted in the handler
 #   pins.RelayPins         relay output with its feedback contact
 #   uart.EspUart           machine.UART, non-blocking
-#   datagram.UdpDatagram   non-blocking UDP socket
 #   s0input.PcntCounter    S0 pulses on PCNT (machine.Counter), 16-bit wrapping count()
 #   s0input.EdgeRing       S0 edges by Pin.irq into a preallocated ring (chips without PCNT)
 #   watchdog.Watchdog      machine.WDT
