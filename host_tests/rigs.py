@@ -23,16 +23,17 @@ class Config:
 
 
 class MeterRig:
-    def __init__(self, start_s=DAY0_S + 8 * 3600, watts=1000, uplink_up=True, store=None,
-                 ticks_start=0, **lastgasp):
+    def __init__(self, start_s=DAY0_S + 8 * 3600, watts=1000, uplink_up=True, flash=None,
+                 ticks_start=0, relay=None, **lastgasp):
         self.clock = VirtualClock(wall_s=start_s, ticks_start=ticks_start)
         self.load = ConstantLoad(watts)
         self.pg = ScriptedPowerGood(1)
         self.uplink = FakeUplink(uplink_up)
-        self.hal = HostHal(self.clock, self.load, power_good=self.pg, uplink=self.uplink)
+        self.hal = HostHal(self.clock, self.load, power_good=self.pg, uplink=self.uplink,
+                           flash=flash, relay=relay)
         self.mac = Hmac(KEY)
         self.config = Config(**lastgasp)
-        self.meter = Meter(self.hal, self.config, key=KEY, store=store)
+        self.meter = Meter(self.hal, self.config, key=KEY)
         self.meter.start()
         self._t0 = self.clock.ticks_ms()
 

@@ -20,7 +20,7 @@ def run_sim(*args, timeout=120):
 
 def test_a_simulated_hour_prints_a_line_per_minute_and_a_summary():
     r = run_sim("--speed", "0", "--duration", "1h", "--start", "2026-03-01T06:00",
-                "--broute", "off")
+                "--broute", "off", "--no-flash")
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("2026-03-01 ")]
     assert len(lines) == 60
@@ -41,7 +41,7 @@ def echonet_get(epcs, tid=0x1234):
 
 def test_the_running_simulation_answers_echonet_gets_and_stops_on_ctrl_c():
     addr = ("127.0.0.5", 3610)
-    p = subprocess.Popen([sys.executable, SIM, "--speed", "60", "--broute",
+    p = subprocess.Popen([sys.executable, SIM, "--speed", "60", "--no-flash", "--broute",
                           "%s:%d" % addr], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, cwd=ROOT)
     try:
@@ -68,3 +68,23 @@ def test_the_running_simulation_answers_echonet_gets_and_stops_on_ctrl_c():
     assert p.returncode == 0, err
     assert "B-route (ECHONET Lite) on 127.0.0.5:3610, module active" in out
     assert "summary:" in out and "B-route frames received" in out
+
+
+def test_a_simulation_killed_with_sigkill_resumes_its_registers(tmp_path):
+    files = ["--flash", str(tmp_path / "flash.bin"), "--key", str(tmp_path / "meter.key"),
+             "--broute", "off", "--quiet"]
+    p = subprocess.Popen([sys.executable, SIM, "--speed", "0", *files],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(4)  # several simulated hours flat out
+    p.kill()
+    p.communicate(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    r = run_sim("--speed", "0", "--duration", "10m", *files)
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout and "seal chain verified" in r.stdout
+    line = [ln for ln in r.stdout.splitlines() if "E0 forward" in ln][0]
+    total = float(line.split()[2])
+    gained = float(line.split("(+")[1].rstrip(")"))
+    assert total - gained > 0.5  # the hours of household use before the kill survived
+    fresh = run_sim("--speed", "0", "--duration", "10m", "--fresh", *files)
+    assert "blank meter" in fresh.stdout

@@ -6,6 +6,13 @@ household load. Prints one line per simulated minute and a summary when stopped.
     make sim ARGS="--realtime"        wall-clock pace
     make sim ARGS="--duration 2d"     stop after two simulated days (also 90m, 12h, 3600s)
 
+The meter keeps its journal in a flash image file (default var/sim-flash.bin, key
+var/meter.key): stopped in any way, even with SIGKILL, and started again, it resumes with its
+registers, rings, history and events, as a real meter does after an outage; its virtual
+clock continues after the newest boundary it had processed. --fresh starts a blank meter,
+--no-flash runs from RAM only. Ctrl-C is an orderly power-down (a commit, as the Last Gasp
+makes).
+
 While it runs, the meter serves the B-route (ECHONET Lite over UDP) at 127.0.0.2:3610
 (--broute HOST:PORT to move it, --broute off to disable): point a HEMS client at it, e.g.
 pychonet bound to 127.0.0.1:3610 with discover("127.0.0.2").
@@ -30,6 +37,8 @@ from meter import intervals  # noqa: E402
 from meter.radio import broute  # noqa: E402
 from simhal.board import HostHal  # noqa: E402
 from simhal.clock import VirtualClock  # noqa: E402
+from simhal.flash_file import FileNorFlash  # noqa: E402
+from simhal.keyfile import host_key  # noqa: E402
 
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
 
@@ -65,7 +74,6 @@ class SimConfig:
     def __init__(self, args):
         self.UNIT = args.unit
         self.COEFFICIENT = 1
-        self.HISTORY_DAYS_RAM = 100
         self.METER_ID = b"SIM00001"
 
 
@@ -92,7 +100,11 @@ class Simulation:
                                         three_wire=args.three_wire)
         hal = HostHal(self.clock, self.front)
         hal.radio, hal.broute_key = host_radio(args.broute)
-        self.meter = Meter(hal, SimConfig(args))
+        key = None
+        if not args.no_flash:
+            hal.flash = FileNorFlash(args.flash, sectors=args.sectors, blank=args.fresh)
+            key = host_key(args.key)
+        self.meter = Meter(hal, SimConfig(args), key=key)
         self.args = args
         self.stop = False
         self.seconds = 0
@@ -106,6 +118,15 @@ class Simulation:
         a = self.args
         m = self.meter
         m.start()
+        resumed = m.capture.high_water >= 0
+        if resumed and self.clock.wall_minute() <= m.capture.high_water and not a.start:
+            # the virtual clock ran ahead of real time before: continue from where it was
+            self.clock.set_wall(m.capture.high_water + 1, 0)
+        if m.store is not None:
+            rep = m.mount_report
+            print("flash %s: %s, %d records, %d corrupt, seal chain %s" % (
+                a.flash, "resumed" if resumed else "blank meter", rep.records, rep.corrupt,
+                "verified" if rep.chain_ok() else "BROKEN (tamper event logged)"))
         self.start_fwd = m.regs.count[FWD]
         self.start_rev = m.regs.count[REV]
         limit = parse_duration(a.duration) if a.duration else None
@@ -139,6 +160,8 @@ class Simulation:
                     time.sleep(min(ahead, 0.01))  # keep answering B-route requests
                     m.serve()
                     ahead = t0 + self.seconds * pace - time.monotonic()
+        if m.store is not None:
+            m.commit_now()  # an orderly power-down commits like the Last Gasp
         self.summary(time.monotonic() - t0)
         if m.broute is not None:
             m.radios_off()
@@ -169,6 +192,9 @@ class Simulation:
             self.max_w, m.metering.samples, self.rejected, m.silent))
         print("  minute boundaries missed %d; events logged %d" % (
             m.capture.missed, m.events.seq))
+        if m.store is not None:
+            print("  journal: %d page programs, %d sector erases, %d commits" % (
+                m.journal.programs, m.journal.erases, m.store.commits))
         if m.broute is not None:
             print("  B-route frames received %d, sent %d" % (
                 m.broute.count[broute.RX], m.broute.count[broute.TX]))
@@ -189,6 +215,14 @@ def main(argv=None):
     p.add_argument("--unit", type=lambda s: int(s, 0), default=0x02,
                    help="ECHONET E1 unit code (default 0x02 = 0.01 kWh)")
     p.add_argument("--quiet", action="store_true", help="no per-minute lines")
+    p.add_argument("--flash", default=os.path.join(ROOT, "var", "sim-flash.bin"),
+                   help="flash image file (default var/sim-flash.bin)")
+    p.add_argument("--key", default=os.path.join(ROOT, "var", "meter.key"),
+                   help="per-meter key file, created on first use (default var/meter.key)")
+    p.add_argument("--sectors", type=int, default=64,
+                   help="journal size in 4 KB sectors (default 64 = 256 KB, as on the boards)")
+    p.add_argument("--fresh", action="store_true", help="start from a blank meter")
+    p.add_argument("--no-flash", action="store_true", help="keep nothing (RAM only)")
     p.add_argument("--broute", default="127.0.0.2:3610",
                    help="serve ECHONET Lite at HOST:PORT (default 127.0.0.2:3610), or off")
     args = p.parse_args(argv)

@@ -13,7 +13,7 @@ from micropython import const
 
 from meter import events as ev
 from meter.events import EventLog
-from meter.intervals import IntervalCapture, HalfHourHistory, MINUTE
+from meter.intervals import IntervalCapture, HalfHourHistory
 from meter.lastgasp import LastGasp, UP
 from meter.mac import Hmac
 from meter.metering import Limits, Metering, Sample, NO_VALUE
@@ -52,7 +52,7 @@ class Meter:
     .relay (meter.hal contracts; missing parts are None). key is the per-meter secret
     (Last Gasp messages and remote commands need it; without it neither runs)."""
 
-    def __init__(self, hal, config=None, key=None, store=None):
+    def __init__(self, hal, config=None, key=None):
         self.hal = hal
         self.clock = hal.clock
         self.metrology = hal.metrology
@@ -66,7 +66,7 @@ class Meter:
                                         setting(config, "MAX_CURRENT_MA")))
         self.events = EventLog(setting(config, "EVENTS"))
         self.sample = Sample()
-        self.store = store  # durable storage (meter.store), None on a RAM-only meter
+        self.store = None  # durable storage (meter.store) when the board has flash and a key
         self.broute = None  # B-route pump (meter.radio.broute) when a radio slot exists
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
@@ -79,6 +79,9 @@ class Meter:
         self.commits_now = 0
         self.meter_id = setting(config, "METER_ID")
         self.mac = Hmac(key) if key else None
+        flash = getattr(hal, "flash", None)
+        if flash is not None and self.mac is not None:
+            self._storage(flash, config)
         self.lastgasp = None
         if self.mac is not None:
             lg = setting(config, "LASTGASP")
@@ -126,6 +129,18 @@ class Meter:
             return -1
         return v[reg]
 
+    def _storage(self, flash, config):
+        """The journal on the whole flash region and what is kept in it (meter.store)."""
+        from meter import journal as J
+        from meter.persist import AUDIT_KEYS
+        from meter.store import Store, default_keep
+
+        keep = default_keep(self.capture.five.entries, self.events.entries)
+        keep[J.REC_LIMITER] = 3
+        keep[J.REC_AUDIT] = AUDIT_KEYS
+        self.journal = J.Journal(flash, 0, flash.sector_count(), self.mac, keep)
+        self.store = Store(self.journal, self.regs, self.capture, self.events)
+
     def _remote_control(self, relay, config, key):
         """Current limiter, breaker and reservations; signed commands when a key exists."""
         from meter.audit import AuditLog
@@ -134,7 +149,13 @@ class Meter:
         from meter.persist import NullStore
         from meter.reservations import ReservationTable
 
-        cs = self.store.control_store() if self.store is not None else NullStore()
+        if self.store is not None:
+            from meter import journal as J
+            from meter.persist import JournalStore
+
+            cs = JournalStore(self.journal, J.REC_LIMITER, J.REC_RESERVATIONS, J.REC_AUDIT)
+        else:
+            cs = NullStore()
         self.control_store = cs
         table = ReservationTable(self.events, cs, setting(config, "CURRENT_LIMITS_A"),
                                  setting(config, "RESERVATION_MAX_MIN"))
@@ -150,12 +171,22 @@ class Meter:
     # ---- start-up ----------------------------------------------------------------------
 
     def start(self, reset_kind=0):
+        """Boot: restore what the journal holds, log the start-up, apply what happened
+        while the meter was off (reservation ends, the outage's restoration notice)."""
         c = self.clock
         minute, second, valid = c.wall_minute(), c.wall_second(), c.wall_valid()
-        self.events.log(ev.STARTUP, minute if valid else -1, second, reset_kind,
-                        FIRMWARE_VERSION)
+        ev_min = minute if valid else -1
+        st = self.store
+        if st is not None:
+            self.mount_report = st.restore(ev_min, second)
+            if self.lastgasp is not None:
+                try:
+                    self.lastgasp.restore(st.lastgasp_state())
+                except ValueError:
+                    self.events.log(ev.JOURNAL_CORRUPT, ev_min, second, -1, -1)
+        self.events.log(ev.STARTUP, ev_min, second, reset_kind, FIRMWARE_VERSION)
         if self.limiter is not None:
-            if self.store is not None and self.commands is not None:
+            if st is not None:
                 self.control_store.restore(self.limiter, self.commands)
             self.limiter.start(c.ticks_ms(), minute, second, valid)
         if self.lastgasp is not None:
@@ -189,8 +220,8 @@ class Meter:
         self.ticks += 1
         if self.limiter is not None:
             self.limiter.tick(now, minute, second, valid, self._i_ma, self._i2_ma)
-        if bits & MINUTE:
-            self.on_minute(minute, bits)
+        if self.store is not None and not self.metering.frozen:
+            self.store.on_tick(now, bits)  # commits at minute boundaries (and every 60 s)
         if self.power_good is not None and self.lastgasp is not None:
             self.lastgasp.poll(now, self.power_good.value(), minute, second, valid)
         return bits
@@ -223,15 +254,20 @@ class Meter:
                      c.wall_valid())
         return 0 if st == UP else _FAST_MS
 
-    def on_minute(self, minute, bits):
-        """A minute boundary was processed: commit it."""
-        if self.store is not None:
-            self.store.commit_minute(bits)
+    def set_clock(self, minute, second):
+        """Set the wall clock by command (clock-adjust events, persisted). Returns the jump
+        in seconds, or None when the clock was invalid before."""
+        from meter.clock import set_clock
+
+        if self.store is None:
+            raise OSError("E_NO_STORAGE")
+        return set_clock(self.clock, self.events, self.store, minute, second)
 
     def idle(self):
-        """Background work between seconds (journal compaction), stopped by Last Gasp."""
+        """Background work between seconds (journal compaction, at most one sector erase
+        per call), stopped by the Last Gasp sequence."""
         if self.background and self.store is not None:
-            self.store.background_step()
+            self.store.compact_step()
 
     # ---- the Last Gasp platform ------------------------------------------------------------
 
@@ -308,7 +344,7 @@ def run_board():
     from esp32hal.factory import build_hal
 
     hal = build_hal(board_config)
-    meter = Meter(hal, board_config, key=hal.key, store=hal.store)
+    meter = Meter(hal, board_config, key=hal.key)
     meter.start(hal.reset_kind)
     wake = asyncio.ThreadSafeFlag()
     if meter.power_good is not None:

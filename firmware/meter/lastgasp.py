@@ -183,9 +183,11 @@ class LastGasp:
         self._seq_start_ms = now_ms
         self._high_since = -1
         self._sent = 0
-        # 1. stop background work, freeze and commit: nothing but page programs
+        # 1. stop background work, freeze, log, commit: nothing but page programs (the
+        # POWER_FAIL event goes into the same commit as the registers)
         s.stop_background()
         s.freeze()
+        self.events.log(ev.POWER_FAIL, minute if valid else -1, second, 0, 0)
         s.commit_now()
         self.failures += 1
         self._start_min = minute
@@ -198,7 +200,6 @@ class LastGasp:
             self._flags |= _S_SUPPRESSED
             self.suppressed += 1
         s.persist_lastgasp(self.state_bytes())
-        self.events.log(ev.POWER_FAIL, minute if valid else -1, second, 0, 0)
         self.state = HOLDING
         # 2. the alarm
         if allowed:

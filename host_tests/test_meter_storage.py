@@ -1,0 +1,104 @@
+"""The composed meter on a journal: reboots keep everything, Last Gasp never erases."""
+
+from meter import events as ev
+from meter.lastgasp import F_REBOOTED
+from meter.registers import FWD
+from rigs import DAY0_S, MeterRig
+from simhal.flash import NorFlash
+from simhal.pins import FakeRelay
+
+
+def boot(flash, start_s, **kw):
+    """A meter booting on this flash image (the RAM state of any earlier one is gone)."""
+    return MeterRig(start_s=start_s, flash=flash, **kw)
+
+
+def test_registers_ring_and_history_survive_a_reboot_with_at_most_a_minute_lost():
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 6 * 3600, watts=2000)
+    rig.seconds(3 * 3600 + 25)  # to 09:00:25 without a Last Gasp
+    m = rig.meter
+    total = m.regs.total_joules(FWD)
+    ring = [(k, m.capture.ring.fwd[m.capture.ring.slot(k)])
+            for k in range(m.capture.high_water - 59, m.capture.high_water + 1)]
+    # power lost with no warning; reboot 10 minutes later
+    new = boot(flash, rig.clock.wall_seconds() + 600, watts=2000)
+    n = new.meter
+    assert n.mount_report.chain_ok()
+    lost = total - n.regs.total_joules(FWD)
+    assert 0 <= lost <= 2000 * 60  # at most one minute of energy
+    assert [(k, n.capture.ring.fwd[n.capture.ring.slot(k)]) for k, _ in ring] == ring
+    assert n.store.history(m.capture.high_water // 30 * 30) != -1
+    new.seconds(120)
+    assert n.regs.total_joules(FWD) > total - lost  # it runs on
+
+
+def test_a_last_gasp_commit_loses_nothing_and_erases_nothing():
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 8 * 3600 + 10, watts=1500)
+    rig.seconds(1800)
+    rig.mains(False)
+    erases = flash.erases
+    rig.ms(3000)
+    m = rig.meter
+    assert flash.erases == erases
+    assert m.commits_now == 1 and m.lastgasp.state == 3  # DOWN
+    total = m.regs.total_joules(FWD)
+    new = boot(flash, rig.clock.wall_seconds() + 3600, watts=1500)
+    assert new.meter.regs.total_joules(FWD) == total
+    notices = new.alarms("restored")
+    assert len(notices) == 1 and notices[0]["flags"] & F_REBOOTED
+    assert 3590 <= notices[0]["duration_s"] <= 3610
+    assert new.meter.events.count(ev.POWER_FAIL) == 1  # the event log survived too
+
+
+def test_an_outage_during_compaction_stops_it_and_commits_without_erasing():
+    flash = NorFlash(sectors=32)  # a small journal compacts often
+    rig = boot(flash, DAY0_S, watts=800)
+    while flash.erases == 0:
+        rig.seconds(60)
+    rig.seconds(1)
+    before = flash.erases
+    rig.mains(False)
+    rig.ms(3000)
+    assert flash.erases == before and not rig.meter.background
+    total = rig.meter.regs.total_joules(FWD)
+    new = boot(flash, rig.clock.wall_seconds() + 5)
+    assert new.meter.regs.total_joules(FWD) == total
+    assert new.meter.mount_report.chain_ok()
+
+
+def test_an_outage_on_a_minute_boundary_keeps_the_boundary_once():
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 12 * 3600 + 1, watts=1000)
+    rig.seconds(59)  # the next step runs at 12:01:00
+    m = rig.meter
+    rig.seconds(1)  # boundary 12:01 captured and committed
+    boundary = rig.clock.wall_minute()
+    value = m.capture.ring.fwd[m.capture.ring.slot(boundary)]
+    rig.mains(False)
+    rig.ms(2000)
+    new = boot(flash, rig.clock.wall_seconds() + 120)
+    n = new.meter
+    s = n.capture.ring.slot(boundary)
+    assert s >= 0 and n.capture.ring.fwd[s] == value
+    assert n.capture.high_water == boundary
+
+
+def test_reservations_and_the_command_counter_survive_a_reboot():
+    from headend import HeadEnd
+    from rigs import KEY
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 8 * 3600, relay=FakeRelay())
+    rig.seconds(5)
+    he = HeadEnd(b"TEST0001", KEY, 0)
+    now = rig.clock.wall_minute()
+    r = he.parse(rig.meter.command(he.create(7, now + 10, now + 70, 20, now + 5)))
+    assert r.status == 0
+    replay = he.create(8, now + 10, now + 70, 20, now + 5)
+    assert he.parse(rig.meter.command(replay)).status == 0
+    new = boot(flash, rig.clock.wall_seconds() + 30, relay=FakeRelay())
+    n = new.meter
+    assert n.limiter.table.find(7) >= 0 and n.limiter.table.find(8) >= 0
+    # the counter survived: the same request is now a replay
+    assert n.command(replay)[22] != 0
