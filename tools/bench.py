@@ -37,7 +37,12 @@ def mpy_sizes():
 def run_mpy_scripts(pattern, mpy_dir):
     figures = []
     for script in sorted(glob.glob(os.path.join(ROOT, "tools", "bench", pattern))):
-        r = subprocess.run([tool("micropython"), "-X", "heapsize=" + HEAP, script],
+        heap = HEAP
+        with open(script) as f:
+            for line in f:
+                if line.startswith("# bench-heap:"):  # the simulated flash lives in the heap
+                    heap = line.split(":", 1)[1].split()[0]
+        r = subprocess.run([tool("micropython"), "-X", "heapsize=" + heap, script],
                            capture_output=True, text=True, cwd=ROOT,
                            env=micropython_env(mpy_dir), timeout=600)
         name = os.path.basename(script)
@@ -46,8 +51,8 @@ def run_mpy_scripts(pattern, mpy_dir):
             continue
         for line in r.stdout.splitlines():
             if line.startswith("figure:"):
-                _, fname, value, unit = line.split(None, 3)
-                figures.append((name, fname, (value, unit)))
+                parts = line.split(None, 3)
+                figures.append((name, parts[1], (parts[2], parts[3] if len(parts) > 3 else "")))
     return figures
 
 
