@@ -445,7 +445,8 @@ def test_build_hal_wires_every_board_and_front_end(esp, name, metrology):
     assert hal.reset_kind == 3  # WDT_RESET
     assert hal.flash.sector_count() == cfg.JOURNAL_SIZE // 4096
     assert hal.wdt is not None and hal.wdt._wdt.timeout == cfg.WDT_TIMEOUT_MS
-    assert FakePin.made[cfg.PIN_RELAY].level == cfg.RELAY_CLOSED_LEVEL  # starts closed
+    # the relay output is not driven until the limiter, after the restore, decides
+    assert FakePin.made[cfg.PIN_RELAY].level == 0 and hal.relay.operations == 0
     assert "E_KEY_MISSING" in hal.problems  # no key file on the host
     s = Sample()
     hal.metrology.poll(s, 0)
@@ -548,11 +549,14 @@ def test_relay_feedback_and_power_good_edges(esp):
 
     r = RelayPins(26, 35, closed_level=1, feedback_level=0, feedback_pull_up=False)
     assert FakePin.made[35].pull is None
+    assert not r.commanded()  # the output level found at boot (low = open), not driven
+    r.command(True)
+    assert FakePin.made[26].level == 1 and r.operations == 1
     fb = FakePin.made[35]
     fb.level = 0
     assert r.commanded() and r.sensed()
     r.command(False)
-    assert FakePin.made[26].level == 0 and r.operations == 1
+    assert FakePin.made[26].level == 0 and r.operations == 2
     fb.level = 1
     assert r.sensed() is False
     pg = PowerGoodPin(34, good_level=1)

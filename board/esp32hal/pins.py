@@ -34,16 +34,19 @@ class PowerGoodPin(PowerGood):
 class RelayPins(Relay):
     """A relay driven by one output; feedback is an input that reads feedback_level while
     the contacts are closed (None: no feedback contact, sensed() echoes the command).
-    feedback_pull_up: use the internal pull-up (GPIO 34-39 of the ESP32 have none)."""
+    feedback_pull_up: use the internal pull-up (GPIO 34-39 of the ESP32 have none).
+    The output is not driven at construction: it keeps the level it has (held through
+    deep sleep by gpio_deep_sleep_hold), and the limiter drives it at boot, with a logged
+    reason, once the journal has been restored."""
 
     def __init__(self, pin, feedback=None, closed_level=1, feedback_level=0,
-                 feedback_pull_up=True, closed=True):
+                 feedback_pull_up=True):
         self._on = closed_level
-        self._out = Pin(pin, Pin.OUT, value=closed_level if closed else 1 - closed_level)
+        self._out = Pin(pin, Pin.OUT)  # no value=: the current output level is kept
         pull = Pin.PULL_UP if feedback_pull_up else None
         self._fb = None if feedback is None else Pin(feedback, Pin.IN, pull)
         self._fb_level = feedback_level
-        self._cmd = closed
+        self._cmd = self._out.value() == closed_level
         self.operations = 0
 
     def command(self, closed):
