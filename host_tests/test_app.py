@@ -87,3 +87,27 @@ def test_a_rejected_sample_on_a_boundary_still_captures_the_boundary():
     assert m.metering.rejected[1] == 1 and m.regs.count[FWD] == before
     s = m.capture.ring.slot(minute)
     assert s >= 0 and m.capture.ring.fwd[s] == before
+
+
+def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
+    from meter import alarms
+    from meter.mac import Hmac
+    rig = rig_with_relay(watts=3500, contract=30)
+    rig.hal.relay.stuck = True  # welded contacts: the trip command does not open them
+    rig.seconds(8)
+    m = rig.meter
+    assert m.events.count(ev.BREAKER_FAULT) == 1
+    sent = [alarms.decode(p, Hmac(KEY)) for t, p in rig.uplink.sent
+            if len(p) == alarms.LENGTH]
+    assert len(sent) == 1
+    a = sent[0]
+    assert a["code"] == ev.BREAKER_FAULT and a["a"] == 0 and a["b"] == 1  # open vs closed
+    assert a["meter_id"] == b"TEST0001"
+    forged = bytearray(rig.uplink.sent[-1][1])
+    forged[5] ^= 1
+    try:
+        alarms.decode(bytes(forged), Hmac(KEY))
+    except ValueError as e:
+        assert e.args[0] == "E_MAC"
+    else:
+        raise AssertionError("forged alarm accepted")

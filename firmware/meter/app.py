@@ -89,6 +89,11 @@ class Meter:
                                      setting(config, "HOLDUP_BUDGET_MS"), **lg)
         self.limiter = None
         self.commands = None
+        self.alarms = None
+        if self.mac is not None:
+            from meter.alarms import AlarmSender
+
+            self.alarms = AlarmSender(self.meter_id, self.mac)
         relay = getattr(hal, "relay", None)
         if relay is not None:
             self._remote_control(relay, config, key)
@@ -220,6 +225,13 @@ class Meter:
         self.ticks += 1
         if self.limiter is not None:
             self.limiter.tick(now, minute, second, valid, self._i_ma, self._i2_ma)
+            brk = self.limiter.breaker
+            if brk.alarm and self.alarms is not None:
+                # relay feedback disagrees with the command: tell the head-end at once
+                self.alarms.send(self.uplink, ev.BREAKER_FAULT, minute if valid else -1, second,
+                                 1 if brk.relay.commanded() else 0,
+                                 1 if brk.relay.sensed() else 0)
+                brk.ack_alarm()
         if self.store is not None and not self.metering.frozen:
             self.store.on_tick(now, bits)  # commits at minute boundaries (and every 60 s)
         if self.power_good is not None and self.lastgasp is not None:
