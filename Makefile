@@ -31,6 +31,7 @@ sim: $(STAMP)
 ## bench: print performance figures (heap per tick, us per tick, .mpy size, days/s)
 bench: $(STAMP)
 	$(BIN)/python tools/bench.py $(ARGS)
+	$(BIN)/python tools/wear.py
 
 ## fuzz: 100k random and mutated ECHONET Lite frames through the B-route service
 fuzz: $(STAMP)

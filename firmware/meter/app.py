@@ -112,9 +112,7 @@ class Meter:
         serial = setting(config, "BROUTE_SERIAL")
         if serial is None:
             serial = (self.meter_id + b"000000000000")[:12]
-        history = None
-        if self.store is not None:
-            history = self._half_hour
+        history = self.store.history_count if self.store is not None else None
         svc = echonet.build(self.regs, self.metering, self.capture,
                             Identity(serial=serial, broute_id=setting(config, "BROUTE_ID")),
                             history)
@@ -126,13 +124,6 @@ class Meter:
     def _fitted_radio(self):
         r = self._radio
         return r if r is not None and r.present() else None
-
-    def _half_hour(self, minute, reg):
-        """E2/E4/EC reader: the 30-minute history from RAM and flash (100 days)."""
-        v = self.store.history(minute)
-        if v == -1:
-            return -1
-        return v[reg]
 
     def _storage(self, flash, config):
         """The journal on the whole flash region and what is kept in it (meter.store)."""
