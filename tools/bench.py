@@ -84,11 +84,21 @@ def main(argv=None):
     print("== MicroPython unix port (heap %s, firmware as .mpy) ==" % HEAP)
     with tempfile.TemporaryDirectory() as mpy_dir:
         figures = run_mpy_scripts("mpy_*.py", build_mpy(mpy_dir))
+        # the ECHONET scenario measures frames/s and bytes per Get as it checks them
+        r = subprocess.run([tool("micropython"), "-X", "heapsize=" + HEAP,
+                            os.path.join(ROOT, "host_tests", "mpy", "scenario_echonet.py")],
+                           capture_output=True, text=True, cwd=ROOT,
+                           env=micropython_env(mpy_dir), timeout=600)
+        echonet = [ln for ln in r.stdout.splitlines() if ln and ln != "PASS"]
     for script, name, value in figures:
         if name == "FAILED":
             print("  %-22s FAILED: %s" % (script, value[0]))
         else:
             print("  %-40s %10s %s   (%s)" % (name, value[0], value[1], script))
+
+    print("== ECHONET Lite service (MicroPython unix port) ==")
+    for line in echonet:
+        print("  " + line)
 
     print("== mpy-cross ==")
     sizes = mpy_sizes()

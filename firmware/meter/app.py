@@ -266,6 +266,14 @@ class Meter:
             raise OSError("E_NO_STORAGE")
         return set_clock(self.clock, self.events, self.store, minute, second)
 
+    def audit(self):
+        """On-demand audit: re-verify every journal record and the seal chain; a break is
+        logged (TAMPER_SEAL) and reported, nothing is repaired. Returns the journal Report,
+        or None on a meter without storage."""
+        if self.store is None:
+            return None
+        return self.store.audit()
+
     def idle(self):
         """Background work between seconds (journal compaction, at most one sector erase
         per call), stopped by the Last Gasp sequence."""
