@@ -86,7 +86,9 @@ def test_registry_imports_a_module_only_when_the_board_asks_for_it():
 
 
 def test_wifi_module_joins_the_access_point_and_opens_udp_3610_on_link(fake_network):
-    m = registry.create("wifi", "home-ap", "secret", host="127.0.0.3", port=0, group=None)
+    net = sys.modules["network"]
+    m = registry.create("wifi", "home-ap", "secret", lambda: net.WLAN(net.STA_IF),
+                        host="127.0.0.3", port=0, group=None)
     assert "wlan" not in fake_network  # nothing made before it is used
     ident = m.identity()
     assert ident == ("wifi", "246F28010203", "esp32-wlan")
@@ -105,7 +107,8 @@ def test_wifi_module_joins_the_access_point_and_opens_udp_3610_on_link(fake_netw
 
 
 def test_ethernet_module_builds_network_lan_from_board_arguments(fake_network):
-    m = registry.create("ethernet", lan_args={"phy_type": 1, "phy_addr": 0},
+    net = sys.modules["network"]
+    m = registry.create("ethernet", lambda: net.LAN(phy_type=1, phy_addr=0),
                         host="127.0.0.3", port=0, group=None)
     assert m.identity() == ("ethernet", "246F280A0B0C", "esp32-lan")
     assert fake_network["lan_args"] == {"phy_type": 1, "phy_addr": 0}

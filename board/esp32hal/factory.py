@@ -118,16 +118,19 @@ def _radio(cfg, secrets):
         return None
     from meter.radio import registry
 
+    from esp32hal import nic
+
     key = _hexkey(secrets, "broute_module_key")
     if kind == "wifi":
         return registry.create("wifi", secrets["wifi_ssid"], secrets["wifi_password"],
-                               key=key)
+                               nic.wlan, key=key)
     if kind == "wisun":
         uart = _uart(cfg.WISUN_UART_ID, cfg.WISUN_BAUD, cfg.PIN_WISUN_TX, cfg.PIN_WISUN_RX)
         return registry.create("wisun", uart, secrets["broute_id"], secrets["broute_password"],
                                key=key)
     if kind == "ethernet":
-        return registry.create("ethernet", key=key, lan_args=getattr(cfg, "LAN_ARGS", None))
+        return registry.create("ethernet", nic.lan(getattr(cfg, "LAN_ARGS", None) or {}),
+                               key=key)
     raise ValueError("E_RADIO " + kind)
 
 

@@ -1,34 +1,28 @@
 # Wired Ethernet B-route module (network.LAN with an RMII PHY such as the LAN8720),
-# ECHONET Lite over UDP 3610. The board passes the LAN object, or its constructor
-# arguments (mdc, mdio, phy_type, phy_addr, ...) for it to be created lazily.
+# ECHONET Lite over UDP 3610. The board passes iface, a callable that makes the network.LAN
+# interface with its PHY arguments (board/esp32hal/nic.py), called at first use.
 
-from meter.radio.ip import IpModule
-
-
-def _hex(mac):
-    return "".join("%02X" % b for b in mac)
+from meter.radio.ip import IpModule, mac_hex
 
 
 class EthernetModule(IpModule):
     kind = "ethernet"
 
-    def __init__(self, key=None, lan=None, lan_args=None, firmware="esp32-lan", **kw):
+    def __init__(self, iface, key=None, firmware="esp32-lan", **kw):
         IpModule.__init__(self, key=key, **kw)
-        self._lan = lan
-        self._lan_args = lan_args or {}
+        self._make = iface
+        self._lan = None
         self.firmware = firmware
         self._ident = None
 
     def _iface(self):
         if self._lan is None:
-            import network
-
-            self._lan = network.LAN(**self._lan_args)
+            self._lan = self._make()
         return self._lan
 
     def identity(self):
         if self._ident is None:
-            self._ident = (self.kind, _hex(self._iface().config("mac")), self.firmware)
+            self._ident = (self.kind, mac_hex(self._iface().config("mac")), self.firmware)
         return self._ident
 
     def open(self):

@@ -6,6 +6,11 @@ from meter.radio.module import RadioModule
 from meter.radio.udp import GROUP, PORT
 
 
+def mac_hex(mac):
+    """A MAC address as 12 upper-case hex digits (the module id)."""
+    return "".join("%02X" % b for b in mac)
+
+
 class IpModule(RadioModule):
     def __init__(self, key=None, host="0.0.0.0", port=PORT, group=GROUP):
         self.key = key  # provisioned module key (radio.auth.module_key)

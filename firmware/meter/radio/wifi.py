@@ -1,35 +1,31 @@
 # Wi-Fi B-route module: the ESP32's WLAN in station mode, ECHONET Lite over UDP 3610
-# (unicast and multicast 224.0.23.0). `network` is imported only when the board creates
-# the interface; pass `wlan` to use an interface the board already made.
+# (unicast and multicast 224.0.23.0). The board passes iface, a callable that makes the
+# network.WLAN interface (board/esp32hal/nic.py); it is called at first use, so nothing is
+# created before the module is, and this file never touches `network` itself.
 
-from meter.radio.ip import IpModule
-
-
-def _hex(mac):
-    return "".join("%02X" % b for b in mac)
+from meter.radio.ip import IpModule, mac_hex
 
 
 class WifiModule(IpModule):
     kind = "wifi"
 
-    def __init__(self, ssid, password, key=None, wlan=None, firmware="esp32-wlan", **kw):
+    def __init__(self, ssid, password, iface, key=None, firmware="esp32-wlan", **kw):
         IpModule.__init__(self, key=key, **kw)
         self.ssid = ssid
         self.password = password
-        self._wlan = wlan
+        self._make = iface
+        self._wlan = None
         self.firmware = firmware
         self._ident = None
 
     def _iface(self):
         if self._wlan is None:
-            import network
-
-            self._wlan = network.WLAN(network.STA_IF)
+            self._wlan = self._make()
         return self._wlan
 
     def identity(self):
         if self._ident is None:
-            self._ident = (self.kind, _hex(self._iface().config("mac")), self.firmware)
+            self._ident = (self.kind, mac_hex(self._iface().config("mac")), self.firmware)
         return self._ident
 
     def open(self):
