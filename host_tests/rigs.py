@@ -51,6 +51,7 @@ class MeterRig:
             self.clock.advance(step)
             if (self.clock.ticks_ms() - self._t0) % 1000 == 0:
                 self.meter.step()
+                self.meter.idle()
 
     def mains(self, on):
         self.pg.set(1 if on else 0)

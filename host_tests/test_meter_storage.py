@@ -125,3 +125,25 @@ def test_an_on_demand_audit_reports_a_tampered_record_and_repairs_nothing():
     assert not rep.chain_ok()
     assert bytes(flash.mem) == image  # nothing rewritten to hide it
     assert rig.meter.events.count(ev.TAMPER_SEAL) >= 1
+
+
+def test_a_fast_flapping_supply_never_wedges_the_journal_or_the_meter():
+    flash = NorFlash(sectors=32)
+    rig = boot(flash, DAY0_S + 10 * 3600, watts=1000, restore_ms=100)
+    rig.seconds(30)
+    for _ in range(400):  # 60 ms off, 250 ms on, for two minutes
+        rig.mains(False)
+        rig.ms(60)
+        rig.mains(True)
+        rig.ms(250)
+    rig.ms(1000)
+    m = rig.meter
+    assert m.lastgasp.state == 0 and not m.metering.frozen and m.background  # UP, running
+    before = m.regs.total_joules(FWD)
+    rig.seconds(300)
+    assert m.regs.total_joules(FWD) > before  # still counting
+    assert m.lastgasp.failures == 400
+    new = boot(flash, rig.clock.wall_seconds() + 5)
+    assert new.meter.mount_report.chain_ok()
+    new.seconds(120)  # compaction and commits run on after the reboot
+    assert new.meter.regs.total_joules(FWD) >= m.regs.total_joules(FWD) - 1000 * 60

@@ -77,6 +77,7 @@ class Meter:
         self.radios = True
         self.asleep = False
         self.commits_now = 0
+        self.commit_failures = 0  # Last Gasp commits the journal could not take
         self.meter_id = setting(config, "METER_ID")
         self.mac = Hmac(key) if key else None
         flash = getattr(hal, "flash", None)
@@ -297,11 +298,17 @@ class Meter:
     def commit_now(self):
         self.commits_now += 1
         if self.store is not None:
-            self.store.commit_now()
+            try:
+                self.store.commit_now()
+            except Exception:  # JournalFull, a flash fault: the alarm must still go out
+                self.commit_failures += 1
 
     def persist_lastgasp(self, payload):
         if self.store is not None:
-            self.store.save_lastgasp(payload)
+            try:
+                self.store.save_lastgasp(payload)
+            except Exception:
+                self.commit_failures += 1
 
     def send_alarm(self, payload):
         up = self.uplink

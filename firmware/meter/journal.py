@@ -44,9 +44,11 @@
 #     blank sector; it never erases. Only compact_step() erases, one sector per call, and
 #     only a sector whose live records were all carried forward and whose two retire
 #     marks are programmed (so a torn erase can never resurrect stale records).
-#   * Space: normal appends leave LAST_GASP_SLOTS + SLOTS_PER_SECTOR slots free; compaction
-#     carries may use the second part; a LAST_GASP append may use everything. So the Last
-#     Gasp commit always finds pre-erased slots and compaction can always make progress.
+#   * Space: normal appends leave LAST_GASP_SLOTS + SLOTS_PER_SECTOR slots free; a
+#     LAST_GASP append may use the first part, compaction carries everything. So the Last
+#     Gasp commit always finds pre-erased slots (unless a burst of outages used them all
+#     before compaction ran: it then fails cleanly with JournalFull), and compaction can
+#     always make progress.
 #   * Seqs of valid records strictly increase along the log; after a torn record the next
 #     append reuses its seq and chains to the last valid seal, so a power cut never breaks
 #     the chain. A record whose own seal fails, a wrong link between consecutive seqs, a
@@ -487,11 +489,15 @@ class Journal:
 
     def _commit_group(self, items, reserve):
         n = len(items)
+        # NORMAL leaves the Last Gasp reserve and one sector's worth for compaction;
+        # LAST_GASP may use its reserve but never the compaction share, so a run of Last
+        # Gasp commits (a flapping supply) cannot wedge the journal; COMPACTION may use
+        # everything: a carry frees a whole sector once its erase is done.
         keep_free = 0
         if reserve == NORMAL:
             keep_free = LAST_GASP_SLOTS + SLOTS_PER_SECTOR
-        elif reserve == COMPACTION:
-            keep_free = LAST_GASP_SLOTS
+        elif reserve == LAST_GASP:
+            keep_free = SLOTS_PER_SECTOR
         if self.free_slots() - n < keep_free:
             raise JournalFull("E_JOURNAL_FULL")
         first_seq = self._seq

@@ -271,8 +271,16 @@ class Store:
 
     def commit_now(self):
         """Last Gasp commit: the registers with the partial interval and any pending
-        blocks, into pre-erased reserved slots. Zero erases."""
-        return self._commit(_j.LAST_GASP)
+        blocks, into pre-erased reserved slots. Zero erases. When the reserve is short (a
+        burst of outages used it before compaction ran), the registers alone are written:
+        the energy is kept, boundaries not yet committed may then be missing after a
+        reboot (never invented). Raises JournalFull when not even that fits."""
+        try:
+            return self._commit(_j.LAST_GASP)
+        except _j.JournalFull:
+            seq = self.journal.append(_j.REC_REGISTERS, self._registers(), 0, _j.LAST_GASP)
+            self.commits += 1
+            return seq
 
     def save_lastgasp(self, payload):
         """Persist the Last Gasp machine's state (REC_LASTGASP) into the reserved slots:
@@ -296,8 +304,13 @@ class Store:
         hw = self.capture.high_water
         if hw > self._hw:
             self._blocks(items, hw)
+        # Only blocks with entries still in the RAM log can be written (a long run of
+        # refused commits may have let older ones scroll out): this bounds the group.
+        ev = self.events
+        oldest = ev.seq - ev.n
         for key in self._dirty_events:
-            items.append((_j.REC_EVENT, key, self._event_block(key)))
+            if (key + 1) * EVENT_BLOCK > oldest:
+                items.append((_j.REC_EVENT, key, self._event_block(key)))
         if with_clock:
             p = struct.pack(_CLOCK_FMT, _VERSION, self.clock_valid, self.clock_minute,
                             self.clock_second, self.clock_adjustments)
