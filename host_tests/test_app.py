@@ -111,3 +111,79 @@ def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
         assert e.args[0] == "E_MAC"
     else:
         raise AssertionError("forged alarm accepted")
+
+
+class LinkModule:
+    """A fitted radio module on an in-memory link: records what it sends (hardware stub)."""
+
+    MASTER = b"test B-route master key"
+
+    def __init__(self):
+        from meter.radio import auth
+        self.key = auth.module_key(self.MASTER, "mem", "M1")
+        self.opened = False
+        self.sent = []
+
+    def identity(self):
+        return ("mem", "M1", "1.0")
+
+    def respond(self, challenge):
+        from meter.radio import auth
+        return auth.response(self.key, challenge, "mem", "M1", "1.0")
+
+    def reset(self):
+        pass
+
+    def present(self):
+        return True
+
+    def open(self):
+        self.opened = True
+
+    def close(self):
+        self.opened = False
+
+    def link_up(self):
+        return self.opened
+
+    def poll(self, now_ms):
+        pass
+
+    def notify_addr(self):
+        return "hems"
+
+    def recvfrom_into(self, buf):
+        return 0, None
+
+    def sendto(self, buf, addr):
+        if not self.opened:
+            raise OSError("closed")
+        self.sent.append((bytes(buf), addr))
+
+
+def test_the_hems_hears_the_outage_and_the_restoration_over_the_b_route():
+    radio = LinkModule()
+    rig = MeterRig()
+    rig.hal.radio = radio
+    rig.hal.broute_key = LinkModule.MASTER
+    from meter.app import Meter
+    rig.meter = Meter(rig.hal, rig.config, key=KEY)
+    rig.meter.start()
+    rig._t0 = rig.clock.ticks_ms()
+    for _ in range(3):
+        rig.meter.serve()
+        rig.seconds(1)
+    assert radio.opened and any(f[0][12] == 0xD5 for f in radio.sent)  # instance list
+    radio.sent.clear()
+    rig.mains(False)
+    rig.ms(3000)  # outage: 0x80 = 0x31 announced, then radios off
+    assert not radio.opened
+    status = [f[0][14] for f in radio.sent if f[0][12] == 0x80]
+    assert status == [0x31]
+    radio.sent.clear()
+    rig.mains(True)
+    rig.ms(400)
+    rig.meter.serve()
+    status = [f[0][14] for f in radio.sent if f[0][12] == 0x80]
+    assert radio.opened and status == [0x30]  # operating again, told once the link is back
+    assert any(f[0][12] == 0xD5 for f in radio.sent)

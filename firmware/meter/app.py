@@ -322,19 +322,14 @@ class Meter:
 
     def radios_off(self):
         self.radios = False
-        radio = getattr(self.hal, "radio", None)
-        if radio is not None:
-            radio.close()
+        if self.broute is not None:
+            self.broute.suspend()  # the B-route knows its link is gone
 
     def radios_on(self):
         self.radios = True
         self.asleep = False
-        radio = getattr(self.hal, "radio", None)
-        if radio is not None:
-            try:
-                radio.open()
-            except OSError:
-                pass  # the B-route pump counts the link as down and retries
+        if self.broute is not None:
+            self.broute.resume()
 
     def sleep(self):
         self.asleep = True

@@ -60,6 +60,7 @@ class BRoute:
         self._tx = memoryview(service.tx.buf)
         self._minute = -1
         self._second = 0
+        self._power_pending = 0  # a restoration notice waiting for the link
 
     def poll(self, minute, second, valid, now_ms):
         """One B-route step; returns the number of frames handled."""
@@ -87,7 +88,10 @@ class BRoute:
             self.link = up
             self._log(EV_LINK_UP if up else EV_LINK_DOWN)
             if up:
-                self.announce()
+                if self._power_pending:
+                    self.notify_power(self._power_pending)  # 0x80 = 0x30, then D5
+                else:
+                    self.announce()
         if not up:
             return 0
         svc = self.service
@@ -136,7 +140,10 @@ class BRoute:
         meter.operating = kind != _POWER_FAIL
         m = self.module
         if m is None or self.state != ACTIVE or not self.link:
+            # a restoration is announced when the link comes back (see poll)
+            self._power_pending = 0 if kind == _POWER_FAIL else kind
             return False
+        self._power_pending = 0
         n = self.service.notify(meter, 0x80)
         dest = m.notify_addr()
         if not n or dest is None:
@@ -145,6 +152,28 @@ class BRoute:
         if kind != _POWER_FAIL:
             self.announce()
         return sent
+
+    def suspend(self):
+        """Radios off (Last Gasp): close the active module; the link counts as down."""
+        m = self.module
+        if m is not None and self.state == ACTIVE:
+            try:
+                m.close()
+            except OSError:
+                self.count[IO_ERRORS] += 1
+        if self.link:
+            self.link = False
+            self._log(EV_LINK_DOWN)
+
+    def resume(self):
+        """Radios on again: reopen the active module (only an authenticated one); the link
+        and any pending power notice follow at the next poll."""
+        m = self.module
+        if m is not None and self.state == ACTIVE:
+            try:
+                m.open()
+            except OSError:
+                self.count[IO_ERRORS] += 1
 
     def state_name(self):
         return STATE_NAMES[self.state]
