@@ -24,10 +24,11 @@ class Config:
 
 class MeterRig:
     def __init__(self, start_s=DAY0_S + 8 * 3600, watts=1000, uplink_up=True, flash=None,
-                 ticks_start=0, relay=None, **lastgasp):
+                 ticks_start=0, relay=None, pg_level=1, **lastgasp):
         self.clock = VirtualClock(wall_s=start_s, ticks_start=ticks_start)
         self.load = ConstantLoad(watts)
-        self.pg = ScriptedPowerGood(1)
+        self.load.mains = bool(pg_level)
+        self.pg = ScriptedPowerGood(pg_level)
         self.uplink = FakeUplink(uplink_up)
         self.hal = HostHal(self.clock, self.load, power_good=self.pg, uplink=self.uplink,
                            flash=flash, relay=relay)

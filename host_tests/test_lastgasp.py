@@ -128,7 +128,8 @@ def test_an_outage_that_outlasts_the_capacitor_is_reported_after_reboot():
     lg = fresh.meter.lastgasp
     lg.restore(saved)
     assert lg.outage_pending()
-    assert lg.boot(fresh.clock.wall_minute(), fresh.clock.wall_second(), True)
+    assert lg.boot(fresh.clock.ticks_ms(), 1, fresh.clock.wall_minute(),
+                   fresh.clock.wall_second(), True)
     rest = fresh.alarms("restored")
     assert len(rest) == 1
     r = rest[0]

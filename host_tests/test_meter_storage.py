@@ -1,7 +1,7 @@
 """The composed meter on a journal: reboots keep everything, Last Gasp never erases."""
 
 from meter import events as ev
-from meter.lastgasp import F_REBOOTED
+from meter.lastgasp import F_LONG, F_REBOOTED
 from meter.registers import FWD
 from rigs import DAY0_S, MeterRig
 from simhal.flash import NorFlash
@@ -147,3 +147,70 @@ def test_a_fast_flapping_supply_never_wedges_the_journal_or_the_meter():
     assert new.meter.mount_report.chain_ok()
     new.seconds(120)  # compaction and commits run on after the reboot
     assert new.meter.regs.total_joules(FWD) >= m.regs.total_joules(FWD) - 1000 * 60
+
+
+def outage_until_the_capacitor_runs_out(flash, start_s=DAY0_S + 9 * 3600, **kw):
+    rig = boot(flash, start_s, **kw)
+    rig.seconds(30)
+    rig.mains(False)
+    rig.ms(3000)
+    return rig
+
+
+def test_a_reboot_while_mains_is_still_off_waits_for_mains_before_the_notice():
+    flash = NorFlash(sectors=64)
+    rig = outage_until_the_capacitor_runs_out(flash)
+    new = MeterRig(start_s=rig.clock.wall_seconds() + 60, flash=flash, pg_level=0)
+    lg = new.meter.lastgasp
+    new.ms(2000)
+    assert new.alarms() == [] and lg.failures == 1 and lg.outage_pending()
+    new.mains(True)
+    new.ms(400)
+    notices = new.alarms("restored")
+    assert len(notices) == 1 and notices[0]["flags"] & F_REBOOTED
+    assert lg.failures == 1 and new.alarms("last_gasp") == []  # not counted twice
+
+
+def test_the_restoration_notice_waits_for_the_uplink_even_across_a_reboot():
+    flash = NorFlash(sectors=64)
+    rig = outage_until_the_capacitor_runs_out(flash)
+    new = boot(flash, rig.clock.wall_seconds() + 600, uplink_up=False)
+    new.seconds(70)  # the notice is pending; a minute commit persists it
+    assert new.meter.lastgasp.notice_pending and new.uplink.sent == []
+    third = boot(flash, new.clock.wall_seconds() + 5, uplink_up=False)
+    assert third.meter.lastgasp.notice_pending
+    third.uplink.up = True
+    third.seconds(2)
+    notices = third.alarms("restored")
+    assert len(notices) == 1 and 590 <= notices[0]["duration_s"] <= 610
+    assert not third.meter.lastgasp.notice_pending
+
+
+def test_after_a_reboot_with_an_invalid_clock_the_notice_waits_for_the_clock():
+    flash = NorFlash(sectors=64)
+    rig = outage_until_the_capacitor_runs_out(flash)
+    down_at = rig.clock.wall_seconds()
+    new = boot(flash, None)  # the RTC lost its time with the power
+    new.seconds(30)
+    assert new.alarms("restored") == []
+    # the head-end sets the clock 30 s after the reboot, which came 1 h after the outage
+    now = down_at + 3600 + 30
+    new.meter.set_clock(now // 60, now % 60)
+    new.seconds(2)
+    n = new.alarms("restored")
+    assert len(n) == 1 and n[0]["flags"] & F_LONG
+    assert 3590 <= n[0]["duration_s"] <= 3610 and n[0]["long_failures"] == 1
+
+
+def test_the_alarm_rate_limit_holds_across_reboots():
+    flash = NorFlash(sectors=64)
+    t = DAY0_S + 9 * 3600
+    sent = 0
+    for _ in range(6):  # six outages that each outlast the capacitor, a minute apart
+        rig = boot(flash, t, rate_max=3, rate_window_min=10)
+        rig.seconds(20)
+        rig.mains(False)
+        rig.ms(3000)
+        sent += len({a["seq"] for a in rig.alarms("last_gasp")})
+        t = rig.clock.wall_seconds() + 40
+    assert sent == 3

@@ -32,7 +32,7 @@ for sub in ("host_tests/shim", "firmware", "host_tests"):
 from meter.app import Meter  # noqa: E402
 from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
 from meter.metering import REJECTED  # noqa: E402
-from meter.registers import FWD, REV, UNIT_DWH  # noqa: E402
+from meter.registers import FWD, REV, UNIT_DWH, delta  # noqa: E402
 from meter import intervals  # noqa: E402
 from meter.radio import broute  # noqa: E402
 from simhal.board import HostHal  # noqa: E402
@@ -117,11 +117,12 @@ class Simulation:
     def run(self):
         a = self.args
         m = self.meter
-        m.start()
+        m.restore()
         resumed = m.capture.high_water >= 0
         if resumed and self.clock.wall_minute() <= m.capture.high_water and not a.start:
             # the virtual clock ran ahead of real time before: continue from where it was
             self.clock.set_wall(m.capture.high_water + 1, 0)
+        m.start()
         if m.store is not None:
             rep = m.mount_report
             print("flash %s: %s, %d records, %d corrupt, seal chain %s" % (
@@ -170,7 +171,7 @@ class Simulation:
         m = self.meter
         met = m.metering
         fwd = m.regs.count[FWD]
-        step = "" if self.last_fwd is None else kwh(m.regs, fwd - self.last_fwd)
+        step = "" if self.last_fwd is None else kwh(m.regs, delta(fwd, self.last_fwd))
         self.last_fwd = fwd
         volt = "-" if met.v_dv < 0 else "%d.%d" % divmod(met.v_dv, 10)
         print("%-19s %12s %10s %7d %7s %7s %8s" % (
@@ -185,9 +186,9 @@ class Simulation:
         print("summary: %d simulated seconds (%.3f days) in %.2f s real time, %.1f days/s" % (
             self.seconds, days, elapsed, days / elapsed if elapsed > 0 else 0.0))
         print("  E0 forward  %s kWh (+%s)" % (
-            kwh(m.regs, m.regs.count[FWD]), kwh(m.regs, m.regs.count[FWD] - self.start_fwd)))
+            kwh(m.regs, m.regs.count[FWD]), kwh(m.regs, delta(m.regs.count[FWD], self.start_fwd))))
         print("  E3 reverse  %s kWh (+%s)" % (
-            kwh(m.regs, m.regs.count[REV]), kwh(m.regs, m.regs.count[REV] - self.start_rev)))
+            kwh(m.regs, m.regs.count[REV]), kwh(m.regs, delta(m.regs.count[REV], self.start_rev))))
         print("  peak power  %d W; samples %d, rejected %d, front end silent %d s" % (
             self.max_w, m.metering.samples, self.rejected, m.silent))
         print("  minute boundaries missed %d; events logged %d" % (

@@ -67,6 +67,8 @@ class Meter:
         self.events = EventLog(setting(config, "EVENTS"))
         self.sample = Sample()
         self.store = None  # durable storage (meter.store) when the board has flash and a key
+        self.mount_report = None
+        self._restored = False
         self.broute = None  # B-route pump (meter.radio.broute) when a radio slot exists
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
@@ -167,27 +169,41 @@ class Meter:
 
     # ---- start-up ----------------------------------------------------------------------
 
+    def restore(self):
+        """Boot, first half: rebuild the state the journal holds (registers, rings,
+        history, events, Last Gasp state). start() calls it when the shell did not."""
+        self._restored = True
+        st = self.store
+        if st is None:
+            return None
+        c = self.clock
+        valid = c.wall_valid()
+        ev_min = c.wall_minute() if valid else -1
+        self.mount_report = st.restore(ev_min, c.wall_second())
+        if self.lastgasp is not None:
+            try:
+                self.lastgasp.restore(st.lastgasp_state())
+            except ValueError:
+                self.events.log(ev.JOURNAL_CORRUPT, ev_min, c.wall_second(), -1, -1)
+        return self.mount_report
+
     def start(self, reset_kind=0):
-        """Boot: restore what the journal holds, log the start-up, apply what happened
-        while the meter was off (reservation ends, the outage's restoration notice)."""
+        """Boot, second half: log the start-up and apply what happened while the meter
+        was off (reservation ends, the outage's restoration notice)."""
+        if not self._restored:
+            self.restore()
         c = self.clock
         minute, second, valid = c.wall_minute(), c.wall_second(), c.wall_valid()
-        ev_min = minute if valid else -1
-        st = self.store
-        if st is not None:
-            self.mount_report = st.restore(ev_min, second)
-            if self.lastgasp is not None:
-                try:
-                    self.lastgasp.restore(st.lastgasp_state())
-                except ValueError:
-                    self.events.log(ev.JOURNAL_CORRUPT, ev_min, second, -1, -1)
-        self.events.log(ev.STARTUP, ev_min, second, reset_kind, FIRMWARE_VERSION)
+        now = c.ticks_ms()
+        self.events.log(ev.STARTUP, minute if valid else -1, second, reset_kind,
+                        FIRMWARE_VERSION)
         if self.limiter is not None:
-            if st is not None:
+            if self.store is not None:
                 self.control_store.restore(self.limiter, self.commands)
-            self.limiter.start(c.ticks_ms(), minute, second, valid)
+            self.limiter.start(now, minute, second, valid)
         if self.lastgasp is not None:
-            self.lastgasp.boot(minute, second, valid)
+            level = self.power_good.value() if self.power_good is not None else 1
+            self.lastgasp.boot(now, level, minute, second, valid)
 
     # ---- the metering second ---------------------------------------------------------------
 

@@ -7,7 +7,11 @@
 #   UP --low--> PENDING --low for debounce_ms--> (sequence) --> HOLDING --> DOWN
 #               PENDING --high before debounce--> UP (a dip: counted, nothing raised)
 #   HOLDING/DOWN --high for restore_ms--> UP (restoration without reboot)
-#   boot with a persisted outage flag --> restoration notice (the capacitor ran out)
+#   boot with a persisted outage flag --> restoration notice (the capacitor ran out), once
+#       power-good has been high for restore_ms (a reboot while mains is still off stays
+#       DOWN) and once the wall clock is valid (so the outage has an end and a duration;
+#       after CLOCK_WAIT_MS without a valid clock the notice goes without them)
+#   the restoration notice stays pending (and persisted) until the uplink accepts it
 #
 # The sequence, in priority order inside the hold-up budget:
 #   1. background work stops, metering freezes, registers and the partial interval are
@@ -56,14 +60,18 @@ _REST_BODY = "<BB8sIIIBBIHIIIIIHH"  # 54 bytes
 _REST_LEN = const(86)
 _GASP_BODY_LEN = const(33)
 _REST_BODY_LEN = const(54)
-# persisted state (journal REC_LASTGASP):
-# flags, start minute, start second, alarm seq, next seq, failures, long failures,
-# long duration s, last sequence ms, suppressed
-_STATE = "<BIBIIIIIHH"
+# persisted state (journal REC_LASTGASP): flags, start minute, start second, alarm seq,
+# next seq, failures, long failures, long duration s, last sequence ms, suppressed, the
+# wall minutes of the last RATE_SLOTS alarms (rate limit), then the pending notice bytes
+_STATE = "<BIBIIIIIHHiiii"
+_STATE_LEN = const(46)
+RATE_SLOTS = const(4)  # rate_max is at most this
+CLOCK_WAIT_MS = const(900_000)  # a rebooted meter waits this long for a valid clock
 _S_OUTAGE = const(0x01)  # an outage is in progress (the alarm sequence ran)
 _S_DELIVERED = const(0x02)  # its alarm was handed to the uplink
 _S_VALID = const(0x04)  # its start came from a valid clock
 _S_SUPPRESSED = const(0x08)  # its alarm was suppressed by the rate limit
+_S_NOTICE = const(0x10)  # a restoration notice is waiting for the uplink
 _NO_MS = const(0xFFFF)
 
 
@@ -74,7 +82,8 @@ def _u32(v):
 class LastGasp:
     def __init__(self, sys, meter_id, mac, events, budget_ms, debounce_ms=20, restore_ms=200,
                  repeats=2, repeat_ms=500, long_outage_s=180, rate_max=3, rate_window_min=10):
-        if debounce_ms < 0 or restore_ms < 0 or repeats < 0 or repeat_ms <= 0:
+        if debounce_ms < 0 or restore_ms < 0 or repeats < 0 or repeat_ms <= 0 or \
+                not 0 <= rate_max <= RATE_SLOTS or rate_window_min <= 0:
             raise ValueError("E_LASTGASP_SETTING")
         if len(meter_id) != 8:
             raise ValueError("E_METER_ID")
@@ -93,7 +102,8 @@ class LastGasp:
         self.state = UP
         self.alarm = bytearray(_GASP_LEN)
         self.notice = bytearray(_REST_LEN)
-        self._recent = [-1] * rate_max  # outage start minutes of the last alarms sent
+        self._recent = [-1] * RATE_SLOTS  # wall minutes of the last alarms (persisted)
+        self._recent_ms = [-1] * RATE_SLOTS  # monotonic ms of them (clock invalid)
         # persisted counters and the current outage
         self.seq = 0  # next message sequence number
         self.failures = 0
@@ -113,24 +123,43 @@ class LastGasp:
         self._next_repeat_ms = 0
         self._sent = 0
         self.edge_to_alarm_ms = -1  # measured: debounce end to alarm handed over
+        self.notice_pending = False  # built, not yet accepted by the uplink
+        self._rebooted = False  # the current outage spans a reboot
+        self._await_clock = False  # rebooted with an invalid clock: notice deferred
+        self._boot_ms = 0
+        self._awake = True  # DOWN: mains came back briefly since the last sleep()
 
     # ---- persistence ---------------------------------------------------------------
 
     def state_bytes(self):
-        return struct.pack(_STATE, self._flags, _u32(self._start_min), self._start_sec,
+        r = self._recent
+        flags = self._flags | (_S_NOTICE if self.notice_pending else 0)
+        head = struct.pack(_STATE, flags, _u32(self._start_min), self._start_sec,
                            self._alarm_seq, self.seq, self.failures, self.long_failures,
-                           self.long_duration_s, self.last_sequence_ms, self.suppressed)
+                           self.long_duration_s, self.last_sequence_ms, self.suppressed,
+                           r[0], r[1], r[2], r[3])
+        return head + self.notice if self.notice_pending else head
 
     def restore(self, payload):
         """Load the persisted state (from the journal) at boot; raises ValueError on a
         malformed record and changes nothing then."""
         if payload is None:
             return
-        if len(payload) != struct.calcsize(_STATE):
+        n = len(payload)
+        if n != _STATE_LEN and n != _STATE_LEN + _REST_LEN:
             raise ValueError("E_LASTGASP_RECORD")
         (flags, start_min, start_sec, alarm_seq, seq, failures, long_failures, long_s,
-         seq_ms, suppressed) = struct.unpack(_STATE, payload)
-        self._flags = flags
+         seq_ms, suppressed, r0, r1, r2, r3) = struct.unpack(_STATE, payload[:_STATE_LEN])
+        if bool(flags & _S_NOTICE) != (n > _STATE_LEN):
+            raise ValueError("E_LASTGASP_RECORD")
+        if n > _STATE_LEN:
+            self.notice[:] = payload[_STATE_LEN:]
+        self.notice_pending = n > _STATE_LEN
+        self._recent[0] = r0
+        self._recent[1] = r1
+        self._recent[2] = r2
+        self._recent[3] = r3
+        self._flags = flags & ~_S_NOTICE
         self._start_min = start_min
         self._start_sec = start_sec
         self._alarm_seq = alarm_seq
@@ -151,6 +180,11 @@ class LastGasp:
         """Advance on the power-good level at monotonic time now_ms. Returns the state."""
         st = self.state
         if st == UP:
+            if self._await_clock:
+                self._clock_wait(now_ms, minute, second, valid)
+            if self.notice_pending and self.sys.send_alarm(self.notice):
+                self.notice_pending = False
+                self.sys.persist_lastgasp(self.state_bytes())
             if not level:
                 self.state = PENDING
                 self._edge_ms = now_ms
@@ -164,12 +198,16 @@ class LastGasp:
                 self._run_sequence(now_ms, minute, second, valid)
         else:
             if level:
+                self._awake = True
                 if self._high_since < 0:
                     self._high_since = now_ms
                 if elapsed_ms(now_ms, self._high_since) >= self.restore_ms:
-                    self._restored(now_ms, minute, second, valid, False)
+                    self._restored(now_ms, minute, second, valid)
                 return self.state
             self._high_since = -1
+            if st == DOWN and self._awake:
+                self._awake = False
+                self.sys.sleep()  # again: mains came back only for a moment
             if st == HOLDING:
                 if elapsed_ms(now_ms, self._seq_start_ms) + self.repeat_ms > self.budget_ms \
                         or self._sent > self.repeats:
@@ -195,7 +233,7 @@ class LastGasp:
         self._flags = _S_OUTAGE | (_S_VALID if valid else 0)
         self._alarm_seq = self.seq
         self.seq += 1
-        allowed = self._rate_ok(minute, valid)
+        allowed = self._rate_ok(now_ms, minute, valid)
         if not allowed:
             self._flags |= _S_SUPPRESSED
             self.suppressed += 1
@@ -209,22 +247,29 @@ class LastGasp:
         else:
             self._go_down(now_ms)
 
-    def _rate_ok(self, minute, valid):
-        """At most rate_max alarms in rate_window_min minutes of (valid) wall time."""
-        if not valid or self.rate_max <= 0:
-            return self.rate_max > 0
-        recent = self._recent
+    def _rate_ok(self, now_ms, minute, valid):
+        """At most rate_max alarms in rate_window_min minutes: by wall time when the clock
+        is valid (kept across reboots), else by monotonic time since boot."""
+        if self.rate_max <= 0:
+            return False
+        window = self.rate_window_min
+        recent = self._recent if valid else self._recent_ms
         oldest = 0
         n = 0
-        for i in range(len(recent)):
+        for i in range(self.rate_max):
             t = recent[i]
-            if t >= 0 and minute - t < self.rate_window_min and t <= minute:
-                n += 1
-            if recent[i] < recent[oldest]:
+            if t >= 0:
+                if valid:
+                    age = minute - t
+                else:
+                    age = elapsed_ms(now_ms, t) // 60_000
+                if 0 <= age < window:
+                    n += 1
+            if t < 0 or (recent[oldest] >= 0 and t < recent[oldest]):
                 oldest = i
         if n >= self.rate_max:
             return False
-        recent[oldest] = minute
+        recent[oldest] = minute if valid else now_ms
         return True
 
     def _build_alarm(self):
@@ -258,27 +303,52 @@ class LastGasp:
         s.persist_lastgasp(self.state_bytes())
         s.radios_off()
         self.state = DOWN
+        self._awake = False
         s.sleep()
 
-    def _restored(self, now_ms, minute, second, valid, rebooted):
+    def _restored(self, now_ms, minute, second, valid):
         s = self.sys
         if self.state == HOLDING:
             self.last_sequence_ms = min(elapsed_ms(now_ms, self._seq_start_ms), _NO_MS - 1)
+        rebooted = self._rebooted
         if not rebooted:
             s.radios_on()
             s.unfreeze()
             s.resume_background()
-        self._finish_outage(minute, second, valid, rebooted)
         self.state = UP
         self._high_since = -1
+        self._rebooted = False
+        if rebooted and not valid:
+            self._await_clock = True  # the end is now; its wall time once the clock is set
+            self._boot_ms = now_ms
+            return
+        self._finish_outage(minute, second, valid, rebooted)
 
-    def boot(self, minute, second, valid):
-        """At start-up: if the persisted flag says the last run ended in an outage, the
-        hold-up ran out before mains returned; send the restoration notice now."""
-        if self._flags & _S_OUTAGE:
-            self._finish_outage(minute, second, valid, True)
-            return True
-        return False
+    def boot(self, now_ms, level, minute, second, valid):
+        """At start-up. If the persisted flag says the last run ended in an outage, the
+        hold-up ran out before mains returned: with mains present (level 1) the restoration
+        follows (at once, or when the clock is valid); with mains still off the machine
+        stays DOWN and restores when power-good has been high for restore_ms. Returns True
+        when an outage was pending."""
+        if not self._flags & _S_OUTAGE:
+            return False
+        self._rebooted = True
+        if level:
+            self._restored(now_ms, minute, second, valid)
+        else:
+            self.state = DOWN
+            self._awake = True  # the first poll puts the board back to sleep
+        return True
+
+    def _clock_wait(self, now_ms, minute, second, valid):
+        waited = elapsed_ms(now_ms, self._boot_ms)
+        if valid:
+            end = minute * 60 + second - waited // 1000  # wall time of the restoration
+            self._await_clock = False
+            self._finish_outage(end // 60, end % 60, True, True)
+        elif waited >= CLOCK_WAIT_MS:
+            self._await_clock = False
+            self._finish_outage(minute, second, False, True)
 
     def _finish_outage(self, minute, second, valid, rebooted):
         start_valid = self._flags & _S_VALID
@@ -310,15 +380,16 @@ class LastGasp:
                          min(self.suppressed, 0xFFFF), min(self.dips, 0xFFFF))
         self._seal(self.notice, _REST_BODY_LEN)
         self._flags = 0
-        self.sys.persist_lastgasp(self.state_bytes())
         self.events.log(ev.POWER_RESTORED, minute if valid else -1, second,
                         min(duration, 0x3FFFFFFF), self.last_sequence_ms)
         if flags & F_LONG:
             self.events.log(ev.LONG_POWER_FAIL, minute if valid else -1, second,
                             min(duration, 0x3FFFFFFF), 0)
+        self.notice_pending = False
         if not suppressed:
-            self.sys.send_alarm(self.notice)
             self.sys.notify_broute(MSG_RESTORED)
+            self.notice_pending = not self.sys.send_alarm(self.notice)
+        self.sys.persist_lastgasp(self.state_bytes())
 
 
 def decode(payload, mac):
