@@ -24,6 +24,7 @@ _TICK_MS = const(1000)
 _FAST_MS = const(5)  # power-good polling period while an outage is being handled
 _SERVE_MS = const(20)  # B-route polling period
 _STALE_S = const(5)  # seconds without a sample after which the current is unknown
+_GC_EVERY_S = const(10)  # board loop: seconds between explicit garbage collections
 
 _DEFAULTS = {
     "UNIT": 0x02,  # ECHONET E1: 0.01 kWh
@@ -368,6 +369,7 @@ class Meter:
 def run_board():
     """ESP32 entry point: build the board's HAL and run the meter forever."""
     import asyncio
+    import gc
     import time
     import board_config
     from esp32hal.factory import build_hal
@@ -381,11 +383,19 @@ def run_board():
 
     async def metering_task():
         deadline = time.ticks_add(time.ticks_ms(), _TICK_MS)
+        n = 0
         while True:
             meter.step()
             if hal.wdt is not None:
                 hal.wdt.feed()
             meter.idle()
+            n += 1
+            if n >= _GC_EVERY_S:
+                # The commit and Last Gasp paths allocate a few KB (hashlib objects of the
+                # seals): collecting here keeps that much free, so no collection runs on
+                # the Last Gasp path.
+                n = 0
+                gc.collect()
             wait = time.ticks_diff(deadline, time.ticks_ms())
             if wait > 0:
                 await asyncio.sleep_ms(wait)
