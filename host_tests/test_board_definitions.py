@@ -406,6 +406,7 @@ def esp(monkeypatch):
     machine.DEEPSLEEP_RESET, machine.SOFT_RESET = 4, 5
     machine.reset_cause = lambda: 3
     machine.lightsleep = lambda ms=None: None
+    machine.unique_id = lambda: b"\x24\x6f\x28\xa1\xb2\xc3"
     esp32 = types.ModuleType("esp32")
     esp32.Partition = FakePartition
     monkeypatch.setitem(sys.modules, "machine", machine)
@@ -448,6 +449,7 @@ def test_build_hal_wires_every_board_and_front_end(esp, name, metrology):
     # the relay output is not driven until the limiter, after the restore, decides
     assert FakePin.made[cfg.PIN_RELAY].level == 0 and hal.relay.operations == 0
     assert "E_KEY_MISSING" in hal.problems  # no key file on the host
+    assert hal.meter_id == b"28A1B2C3"  # no /meter.id: from the chip's unique id
     s = Sample()
     hal.metrology.poll(s, 0)
     if metrology == "bl0942":

@@ -34,6 +34,7 @@ class BoardHal:
         self.uplink = None
         self.key = None
         self.broute_key = None
+        self.meter_id = None
         self.store = None
         self.wdt = None
         self.reset_kind = 0
@@ -134,6 +135,24 @@ def _radio(cfg, secrets):
     raise ValueError("E_RADIO " + kind)
 
 
+METER_ID_PATH = "/meter.id"
+
+
+def _meter_id():
+    """The 8-byte meter id: /meter.id when provisioned (8 ASCII characters), else the last
+    4 bytes of the chip's unique id in hex, so that no two boards share one."""
+    try:
+        with open(METER_ID_PATH, "rb") as f:
+            mid = f.read(9).strip()
+        if len(mid) == 8:
+            return mid
+    except OSError:
+        pass
+    import machine
+
+    return "".join("%02X" % b for b in machine.unique_id()[-4:]).encode()
+
+
 def _key():
     from meter.keyfile import load_key
 
@@ -144,6 +163,7 @@ def build_hal(cfg):
     hal = BoardHal(cfg)
     hal.reset_kind = reset_kind()
     hal.clock = EspClock()
+    hal.meter_id = _meter_id()
     hal.power_good = PowerGoodPin(cfg.PIN_POWER_GOOD, cfg.POWER_GOOD_LEVEL)
     hal.relay = RelayPins(cfg.PIN_RELAY, cfg.PIN_RELAY_FEEDBACK, cfg.RELAY_CLOSED_LEVEL,
                           cfg.FEEDBACK_CLOSED_LEVEL, cfg.FEEDBACK_PULL_UP)

@@ -81,7 +81,8 @@ class Meter:
         self.asleep = False
         self.commits_now = 0
         self.commit_failures = 0  # Last Gasp commits the journal could not take
-        self.meter_id = setting(config, "METER_ID")
+        # the board provisions its own id (hal.meter_id); a config may name one (the sim)
+        self.meter_id = getattr(hal, "meter_id", None) or setting(config, "METER_ID")
         self.mac = Hmac(key) if key else None
         flash = getattr(hal, "flash", None)
         if flash is not None and self.mac is not None:
