@@ -214,3 +214,11 @@ def test_the_alarm_rate_limit_holds_across_reboots():
         sent += len({a["seq"] for a in rig.alarms("last_gasp")})
         t = rig.clock.wall_seconds() + 40
     assert sent == 3
+
+
+def test_a_meter_with_a_relay_audits_its_journal_and_keeps_its_command_log():
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 3600, relay=FakeRelay())
+    rig.seconds(120)
+    assert rig.meter.audit().chain_ok()
+    assert rig.meter.command_log is rig.meter.commands.audit

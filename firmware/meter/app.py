@@ -162,12 +162,12 @@ class Meter:
                                  setting(config, "RESERVATION_MAX_MIN"))
         self.limiter = Limiter(table, Breaker(relay, self.events), self.events, cs,
                                setting(config, "CONTRACT_LIMIT_A"))
-        self.audit = AuditLog(cs)
+        self.command_log = AuditLog(cs)  # the persisted audit log of remote commands
         if key:
             from meter.command import CommandProcessor
 
-            self.commands = CommandProcessor(self.meter_id, key, self.limiter, self.audit,
-                                             self.events, cs)
+            self.commands = CommandProcessor(self.meter_id, key, self.limiter,
+                                             self.command_log, self.events, cs)
 
     # ---- start-up ----------------------------------------------------------------------
 
