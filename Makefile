@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test sim bench campaign fuzz slow mpy deploy clean
+.PHONY: all venv test sim bench campaign fuzz soak slow mpy deploy clean
 
 all: test
 
@@ -40,6 +40,10 @@ fuzz: $(STAMP)
 ## campaign: cut power after every flash program and erase step of a simulated day
 campaign: $(STAMP)
 	$(BIN)/python tools/power_cut_campaign.py $(ARGS)
+
+## soak: a simulated month on the flash journal with outages, reboots and clock changes
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py $(ARGS)
 
 ## slow: the exhaustive tests deselected from make test
 slow: $(STAMP)
