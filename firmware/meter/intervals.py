@@ -36,6 +36,16 @@ GAP = const(16)  # one or more boundaries were missed (outage, forward jump, lat
 BACKWARD = const(32)  # the clock is behind the high-water mark
 
 
+def newest_stamp(stamps):
+    """The newest boundary stamp in a ring's stamp array, or -1 (index loop: iterating an
+    array directly would allocate an iterator)."""
+    best = MISSING
+    for i in range(len(stamps)):
+        if stamps[i] > best:
+            best = stamps[i]
+    return best
+
+
 class MinuteRing:
     """The last 60 one-minute cumulative values (forward, reverse)."""
 
@@ -59,11 +69,7 @@ class MinuteRing:
 
     def latest(self):
         """Stamp of the newest captured boundary, or -1."""
-        best = MISSING
-        for s in self.stamp:
-            if s > best:
-                best = s
-        return best
+        return newest_stamp(self.stamp)
 
 
 class FiveMinuteRing:

@@ -52,12 +52,11 @@ import struct
 
 from meter import journal as _j
 from meter.intervals import MISSING, MINUTE, RING_MINUTES
+from meter.ticks import elapsed_ms
 from meter.registers import COUNT, SettingError
 
 _VERSION = const(1)
 COMMIT_MS = const(60_000)  # longest time between two commits while the meter runs
-_TICKS_HALF = const(1 << 29)  # MicroPython ticks_ms() wraps at 2**30
-_TICKS_MASK = const((1 << 30) - 1)
 MINUTE_BLOCK = const(10)  # boundaries per REC_MINUTE block
 FIVE_BLOCK = const(8)  # five-minute boundaries per REC_FIVE block (40 min)
 HALF_BLOCK = const(24)  # half-hour boundaries per REC_HALF block (12 h)
@@ -71,10 +70,6 @@ _CAP_FMT = "<iiqii"  # high_water, last_five, volt_sum, volt_n, missed
 _REGS_LEN = const(96)
 _CLOCK_FMT = "<BB2xiiI"
 
-
-def _ticks_diff(a, b):
-    """a - b for ticks_ms() values, across the 2**30 wrap (time.ticks_diff semantics)."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 
 
 def default_keep(five_entries=288, event_entries=128, half_blocks=HALF_BLOCKS):
@@ -249,7 +244,7 @@ class Store:
             self._last_ms = now_ms
             last = now_ms
         if (bits > 0 and bits & MINUTE) or self._retry or \
-                _ticks_diff(now_ms, last) >= COMMIT_MS:
+                elapsed_ms(now_ms, last) >= COMMIT_MS:
             self._last_ms = now_ms
             try:
                 seq = self.commit_minute(bits)

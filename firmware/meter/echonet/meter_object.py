@@ -14,7 +14,7 @@ from micropython import const
 
 from meter import caltime
 from meter.echonet.codec import encode_map
-from meter.intervals import MISSING
+from meter.intervals import MISSING, newest_stamp
 from meter.metering import NO_VALUE
 from meter.registers import FWD, REV, DIGITS
 
@@ -109,10 +109,10 @@ class SmartMeter:
 
     # --- helpers --------------------------------------------------------------------
 
-    def _put_datetime(self, buf, off, minute, second):
-        """7-byte YYYY MM DD hh mm ss; all 0xFF when minute < 0 (no time known)."""
+    def _put_ymdhm(self, buf, off, minute):
+        """6-byte YYYY MM DD hh mm; all 0xFF when minute < 0 (no time known)."""
         if minute < 0:
-            for i in range(7):
+            for i in range(6):
                 buf[off + i] = 0xFF
             return
         t = self._t
@@ -122,22 +122,18 @@ class SmartMeter:
         buf[off + 3] = t[2]
         buf[off + 4] = t[3]
         buf[off + 5] = t[4]
-        buf[off + 6] = second
 
-    def _newest(self, stamps):
-        # index loop: iterating an array directly would allocate an iterator
-        best = MISSING
-        for i in range(len(stamps)):
-            if stamps[i] > best:
-                best = stamps[i]
-        return best
+    def _put_datetime(self, buf, off, minute, second):
+        """7-byte YYYY MM DD hh mm ss; all 0xFF when minute < 0 (no time known)."""
+        self._put_ymdhm(buf, off, minute)
+        buf[off + 6] = second if minute >= 0 else 0xFF
 
     def _cumulative(self, reg):
         return self.regs.count[reg] if self.registers_valid else MISSING
 
     def _fixed_time(self, buf, off, reg):
         """EA/EB: the newest 30-minute record (ss = 0)."""
-        m = self._newest(self.half.stamp)
+        m = newest_stamp(self.half.stamp)
         if m < 0 and self.valid:
             m = self.minute - self.minute % _HALF
         self._put_datetime(buf, off, m, 0)
@@ -162,7 +158,7 @@ class SmartMeter:
             if self.valid:
                 start = self.minute - self.minute % step
             else:
-                start = self._newest(self.ring.stamp if one_minute else self.half.stamp)
+                start = newest_stamp(self.ring.stamp if one_minute else self.half.stamp)
         t = self._t
         if start >= 0:
             caltime.split_into(start, t)
@@ -196,17 +192,7 @@ class SmartMeter:
 
     def _selector(self, buf, off, start, n):
         """ED/EF: the 7-byte start point as set (0xFFFF.. and n when unset)."""
-        if start == _UNSET:
-            for i in range(6):
-                buf[off + i] = 0xFF
-        else:
-            t = self._t
-            caltime.split_into(start, t)
-            put_u16(buf, off, t[0])
-            buf[off + 2] = t[1]
-            buf[off + 3] = t[2]
-            buf[off + 4] = t[3]
-            buf[off + 5] = t[4]
+        self._put_ymdhm(buf, off, start)  # _UNSET (-1) writes 0xFF bytes
         buf[off + 6] = n
         return 7
 
@@ -249,7 +235,7 @@ class SmartMeter:
             put_u32(buf, off, self._cumulative(REV))
             return 4
         if epc == 0xD0:
-            mm = self._newest(self.ring.stamp)
+            mm = newest_stamp(self.ring.stamp)
             if mm < 0 and self.valid:
                 mm = self.minute
             self._put_datetime(buf, off, mm, 0)
