@@ -4,7 +4,7 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("host_tests/shim", "firmware", "host_tests", "tools"):
+for sub in ("board/cpython", "firmware", "board", "host_tests", "tools"):
     p = os.path.join(ROOT, sub)
     if p not in sys.path:
         sys.path.insert(0, p)

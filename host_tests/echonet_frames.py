@@ -1,4 +1,4 @@
-"""Test-side ECHONET Lite frame helpers, written independently of meter.echonet.codec so
+"""Test-side ECHONET Lite frame helpers, written independently of meter.broute.echonet.codec so
 the tests do not check the codec against itself."""
 
 import struct

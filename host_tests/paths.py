@@ -23,12 +23,12 @@ def tool(name):
 
 
 def build_mpy(dest):
-    """Compile the firmware and the host HAL (simhal) with mpy-cross into dest, as the board
+    """Compile the firmware and the host HAL (hosthal) with mpy-cross into dest, as the board
     loads them (.mpy files: no compiler RAM at import). Returns dest."""
     import subprocess
 
     mpyc = tool("mpy-cross")
-    for src_root, pkg in ((FIRMWARE, "meter"), (HOST_TESTS, "simhal")):
+    for src_root, pkg in ((FIRMWARE, "meter"), (BOARD, "hosthal")):
         for dirpath, _, files in os.walk(os.path.join(src_root, pkg)):
             for f in files:
                 if not f.endswith(".py"):
@@ -43,6 +43,6 @@ def build_mpy(dest):
 def micropython_env(mpy_dir=None):
     """Environment for the unix port: compiled modules first (when given), then sources."""
     env = dict(os.environ)
-    path = ([mpy_dir] if mpy_dir else []) + [FIRMWARE, HOST_TESTS, ".frozen"]
+    path = ([mpy_dir] if mpy_dir else []) + [FIRMWARE, BOARD, HOST_TESTS, ".frozen"]
     env["MICROPYPATH"] = os.pathsep.join(path)
     return env

@@ -1,15 +1,16 @@
 # Test rig for remote current control: a meter's limiter, breaker, reservation table,
 # command processor and audit log on a virtual clock and a fake relay, plus a head-end.
 
-from meter.audit import AuditLog
-from meter.breaker import Breaker
-from meter.command import CommandProcessor
+from meter.control.audit import AuditLog
+from meter.control.breaker import Breaker
+from meter.control.command import CommandProcessor
 from meter.events import EventLog
-from meter.limiter import Limiter
-from meter.persist import KIND_AUDIT, KIND_COUNTER, KIND_DRILL, KIND_LIMITER, KIND_RESERVATIONS
-from meter.reservations import ReservationTable
-from simhal.clock import VirtualClock
-from simhal.pins import FakeRelay
+from meter.control.limiter import Limiter
+from meter.storage.persist import (KIND_AUDIT, KIND_COUNTER, KIND_DRILL, KIND_LIMITER,
+                                   KIND_RESERVATIONS)
+from meter.control.reservations import ReservationTable
+from hosthal.clock import VirtualClock
+from hosthal.pins import FakeRelay
 
 from headend import HeadEnd, parse_record
 

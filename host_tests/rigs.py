@@ -2,11 +2,11 @@
 
 from meter.app import Meter
 from meter.mac import Hmac
-from simhal.board import HostHal
-from simhal.clock import VirtualClock
-from simhal.loads import ConstantLoad
-from simhal.pins import ScriptedPowerGood
-from simhal.uplink import FakeUplink
+from hosthal.board import HostHal
+from hosthal.clock import VirtualClock
+from hosthal.loads import ConstantLoad
+from hosthal.pins import ScriptedPowerGood
+from hosthal.uplink import FakeUplink
 
 DAY0_S = 9_000 * 86_400  # a midnight, in seconds since 2000-01-01
 KEY = b"test-meter-key-0123456789abcdef!"
@@ -59,6 +59,6 @@ class MeterRig:
         self.load.mains = on
 
     def alarms(self, kind=None):
-        from meter.lastgasp import decode
+        from meter.outage.lastgasp import decode
         out = [decode(p, self.mac) for _, p in self.uplink.sent]
         return [a for a in out if kind is None or a["type"] == kind]

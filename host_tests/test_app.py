@@ -1,10 +1,11 @@
 """The composed meter: metering, limiter and signed commands run together in Meter.step()."""
 
 from headend import HeadEnd
-from meter import events as ev, status
-from meter.registers import FWD
+from meter import events as ev
+from meter.control import status
+from meter.metering.registers import FWD
 from rigs import KEY, MeterRig
-from simhal.pins import FakeRelay
+from hosthal.pins import FakeRelay
 
 
 def rig_with_relay(watts, contract=30):
@@ -90,7 +91,7 @@ def test_a_rejected_sample_on_a_boundary_still_captures_the_boundary():
 
 
 def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
-    from meter import alarms
+    from meter.outage import alarms
     from meter.mac import Hmac
     rig = rig_with_relay(watts=3500, contract=30)
     rig.hal.relay.stuck = True  # welded contacts: the trip command does not open them
@@ -119,7 +120,7 @@ class LinkModule:
     MASTER = b"test B-route master key"
 
     def __init__(self):
-        from meter.radio import auth
+        from meter.broute.radio import auth
         self.key = auth.module_key(self.MASTER, "mem", "M1")
         self.opened = False
         self.sent = []
@@ -128,7 +129,7 @@ class LinkModule:
         return ("mem", "M1", "1.0")
 
     def respond(self, challenge):
-        from meter.radio import auth
+        from meter.broute.radio import auth
         return auth.response(self.key, challenge, "mem", "M1", "1.0")
 
     def reset(self):

@@ -15,12 +15,12 @@ import pytest
 
 from paths import BOARD, ROOT
 
-from meter import holdup
-from meter.frontends.bl0942 import Bl0942
-from meter.frontends.s0 import S0PulseInput
-from meter.frontends.simulated import SimulatedHousehold
-from meter.lastgasp import LastGasp
-from meter.metering import Sample
+from meter.outage import holdup
+from meter.metering.frontends.bl0942 import Bl0942
+from meter.metering.frontends.s0 import S0PulseInput
+from meter.metering.frontends.simulated import SimulatedHousehold
+from meter.outage.lastgasp import LastGasp
+from meter.metering.samples import Sample
 
 BOARDS = sorted(d for d in os.listdir(BOARD)
                 if os.path.isfile(os.path.join(BOARD, d, "board_config.py")))
@@ -147,9 +147,9 @@ def test_fitted_parts_exist_on_the_chip(name):
 
 def test_radio_kinds_match_the_module_registry():
     try:
-        from meter.radio import registry
+        from meter.broute.radio import registry
     except ImportError:
-        pytest.skip("meter.radio.registry not present")
+        pytest.skip("meter.broute.radio.registry not present")
     for name in BOARDS:
         c = load(name)
         assert c.RADIO == "none" or c.RADIO in registry.kinds(), (name, c.RADIO)
@@ -484,7 +484,7 @@ def test_s0_falls_back_to_pin_irq_edges_without_machine_counter(esp):
                                         ("esp32_s3_devkitc", "wisun")])
 def test_build_hal_creates_the_radio_module_from_provisioned_secrets(esp, tmp_path, name,
                                                                     kind):
-    registry = pytest.importorskip("meter.radio.registry")
+    registry = pytest.importorskip("meter.broute.radio.registry")
     secrets = tmp_path / "secrets.json"
     secrets.write_text('{"wifi_ssid": "home", "wifi_password": "pw", '
                        '"broute_id": "00112233445566778899AABBCCDDEEFF", '

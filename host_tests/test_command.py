@@ -1,6 +1,6 @@
 """Authenticated command envelope: every command path, every rejection code, the audit log,
 the head-end library and CLI, and properties over random command and load sequences
-(meter.command, meter.audit, tools/headend.py)."""
+(meter.control.command, meter.control.audit, tools/headend.py)."""
 
 import random
 import struct
@@ -8,13 +8,13 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, note, settings, strategies as st
 
-from meter import status as S
-from meter.audit import ENTRY_LEN, AuditLog
-from meter.command import CMD_CREATE, CMD_RESET, CMD_STATUS, MAC_LEN, RESP_STATUS
+from meter.control import status as S
+from meter.control.audit import ENTRY_LEN, AuditLog
+from meter.control.command import CMD_CREATE, CMD_RESET, CMD_STATUS, MAC_LEN, RESP_STATUS
 from meter.events import BREAKER_CLOSE, BREAKER_OPEN, TAMPER_AUTH
-from meter.limiter import R_REMOTE_RESET, S_CLOSED, S_LOCKED
-from meter.persist import KIND_AUDIT, KIND_COUNTER, KIND_LIMITER, MAX_BLOB
-from meter.reservations import ACTIVE, CONFIRMED
+from meter.control.limiter import R_REMOTE_RESET, S_CLOSED, S_LOCKED
+from meter.storage.persist import KIND_AUDIT, KIND_COUNTER, KIND_LIMITER, MAX_BLOB
+from meter.control.reservations import ACTIVE, CONFIRMED
 
 import headend
 from headend import (HeadEnd, ResponseError, parse_audit, parse_drill_report, parse_record,
@@ -493,10 +493,10 @@ def test_random_bytes_never_change_state(junk, counter):
 
 
 def test_state_persists_through_the_flash_journal_and_restores_at_boot():
-    J = pytest.importorskip("meter.journal")
+    J = pytest.importorskip("meter.storage.journal")
     from meter.mac import Hmac
-    from meter.persist import AUDIT_KEYS, JournalStore
-    from simhal.flash import NorFlash
+    from meter.storage.persist import AUDIT_KEYS, JournalStore
+    from hosthal.flash import NorFlash
 
     def mount(dev):
         j = J.Journal(dev, 0, 16, Hmac(KEY), {J.REC_LIMITER: 3, J.REC_AUDIT: AUDIT_KEYS})

@@ -7,7 +7,7 @@ import pytest
 
 from demo_meter import DemoMeter
 from echonet_frames import decode, request
-from meter.echonet import codec, service
+from meter.broute.echonet import codec, service
 
 START = datetime.datetime(2026, 11, 28, 10, 0, 0)
 

@@ -4,8 +4,8 @@ preallocated buffer, stream reassembly whole and byte by byte, property maps."""
 from hypothesis import given, strategies as st
 
 from echonet_frames import request
-from meter.echonet import codec
-from meter.echonet.codec import Assembler, Builder, Frame, parse
+from meter.broute.echonet import codec
+from meter.broute.echonet.codec import Assembler, Builder, Frame, parse
 
 GET_E0 = request(0x62, [0xE0])
 

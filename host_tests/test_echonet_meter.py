@@ -9,8 +9,8 @@ import pytest
 from demo_meter import DemoMeter, wall_minute
 from echonet_frames import METER, NODE, datetime7, decode, request, u32
 from meter import caltime
-from meter.echonet import codec
-from meter.registers import FWD, REV
+from meter.broute.echonet import codec
+from meter.metering.registers import FWD, REV
 
 START = datetime.datetime(2026, 11, 28, 10, 0, 0)
 

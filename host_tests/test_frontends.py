@@ -4,16 +4,16 @@ hardware-counter wrap, and the simulated household profile."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from meter.frontends import elapsed_ms, scale
-from meter.frontends import bl0942, s0, simulated
-from meter.frontends.bl0942 import Bl0942, Bl0942Parser
-from meter.frontends.s0 import S0PulseInput
-from meter.frontends.simulated import SimulatedHousehold
-from meter.intervals import IntervalCapture
-from meter.metering import Metering, Sample, NO_VALUE, REJECTED
-from meter.registers import EnergyRegisters, FWD, REV
-from simhal.clock import VirtualClock
-from simhal.links import LoopUart
+from meter.metering.frontends import elapsed_ms, scale
+from meter.metering.frontends import bl0942, s0, simulated
+from meter.metering.frontends.bl0942 import Bl0942, Bl0942Parser
+from meter.metering.frontends.s0 import S0PulseInput
+from meter.metering.frontends.simulated import SimulatedHousehold
+from meter.metering.intervals import IntervalCapture
+from meter.metering.samples import Metering, Sample, NO_VALUE, REJECTED
+from meter.metering.registers import EnergyRegisters, FWD, REV
+from hosthal.clock import VirtualClock
+from hosthal.links import LoopUart
 
 
 # --- helpers (an encoder written from the datasheet rule, independent of the parser) --------

@@ -2,7 +2,7 @@
 
 import pytest
 
-from meter import holdup
+from meter.outage import holdup
 import holdup as holdup_tool
 
 

@@ -13,7 +13,7 @@ momonga = pytest.importorskip("momonga")
 
 from demo_meter import DemoMeter, wall_minute  # noqa: E402
 from meter import caltime  # noqa: E402
-from meter.registers import FWD, REV  # noqa: E402
+from meter.metering.registers import FWD, REV  # noqa: E402
 from wisun_emulator import (DEFAULT_PASSWORD, DEFAULT_RBID, DirectMeterPort,  # noqa: E402
                             PtyEmulator, SkDongle, WisunDriverPort)
 

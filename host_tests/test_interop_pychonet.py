@@ -14,7 +14,7 @@ from pychonet.lib.udpserver import UDPServer  # noqa: E402
 
 from broute_udp import BrouteUdpServer  # noqa: E402
 from demo_meter import DemoMeter  # noqa: E402
-from meter.registers import FWD  # noqa: E402
+from meter.metering.registers import FWD  # noqa: E402
 
 METER_IP = "127.0.0.2"
 

@@ -2,9 +2,9 @@
 
 from hypothesis import given, settings, strategies as st
 
-from meter.intervals import (BACKWARD, CAPTURED, FIVE, GAP, HALF_HOUR, MINUTE, MISSING,
+from meter.metering.intervals import (BACKWARD, CAPTURED, FIVE, GAP, HALF_HOUR, MINUTE, MISSING,
                              IntervalCapture)
-from meter.registers import FWD, LAG, REV, EnergyRegisters
+from meter.metering.registers import FWD, LAG, REV, EnergyRegisters
 
 DAY0 = 9_000 * 1440  # a midnight, in minutes since 2000-01-01
 

@@ -7,10 +7,10 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from meter import journal as J
+from meter.storage import journal as J
 from meter.events import JOURNAL_CORRUPT, TAMPER_SEAL
 from meter.mac import Hmac
-from simhal.flash import NorFlash, PowerCut
+from hosthal.flash import NorFlash, PowerCut
 
 KEY = b"k" * 32
 SECTORS = 16

@@ -3,10 +3,10 @@
 import pytest
 
 from meter import events as ev
-from meter.lastgasp import (DOWN, F_ALARM_LOST, F_CLOCK_VALID, F_END_VALID, F_LONG,
+from meter.outage.lastgasp import (DOWN, F_ALARM_LOST, F_CLOCK_VALID, F_END_VALID, F_LONG,
                             F_REBOOTED, HOLDING, UP, LastGasp, decode)
 from meter.mac import Hmac
-from meter.registers import FWD
+from meter.metering.registers import FWD
 from rigs import KEY, MeterRig
 
 

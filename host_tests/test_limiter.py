@@ -1,20 +1,21 @@
 """Current limiter and breaker: trip rule, re-close, lock-out, resets, feedback faults,
-clock fallback, drill shadow and persistence (meter.limiter, meter.breaker, meter.drill)."""
+clock fallback, drill shadow and persistence (meter.control.limiter, .breaker, .drill)."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from meter import status
-from meter.breaker import Breaker
-from meter.drill import K_LOCKOUT, K_RECLOSE, K_TRIP, REPORT_LEN
+from meter.control import status
+from meter.control.breaker import Breaker
+from meter.control.drill import K_LOCKOUT, K_RECLOSE, K_TRIP, REPORT_LEN
 from meter.events import (BREAKER_CLOSE, BREAKER_FAULT, BREAKER_OPEN, CONFIG_CHANGE,
                           EventLog, LIMIT_CHANGE)
-from meter.limiter import (BLOB_LEN, LIMIT_FALLBACK, MAX_MA, R_BOOT, R_LOCAL_RESET, R_LOCKOUT,
-                           R_OVERCURRENT, R_RECLOSE, S_CLOSED, S_LOCKED, S_OPEN, Limiter)
-from meter.persist import KIND_DRILL, KIND_LIMITER, MAX_BLOB
-from meter.reservations import ENDED, ReservationTable
+from meter.control.limiter import (BLOB_LEN, LIMIT_FALLBACK, MAX_MA, R_BOOT, R_LOCAL_RESET,
+                                   R_LOCKOUT, R_OVERCURRENT, R_RECLOSE, S_CLOSED, S_LOCKED,
+                                   S_OPEN, Limiter)
+from meter.storage.persist import KIND_DRILL, KIND_LIMITER, MAX_BLOB
+from meter.control.reservations import ENDED, ReservationTable
 from meter.ticks import TICKS_MASK, elapsed_ms
-from simhal.pins import FakeRelay
+from hosthal.pins import FakeRelay
 
 from headend import parse_drill_report
 from remote_rig import TICKS_PERIOD, Rig, wrapping_clock

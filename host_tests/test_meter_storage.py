@@ -1,11 +1,11 @@
 """The composed meter on a journal: reboots keep everything, Last Gasp never erases."""
 
 from meter import events as ev
-from meter.lastgasp import F_LONG, F_REBOOTED
-from meter.registers import FWD
+from meter.outage.lastgasp import F_LONG, F_REBOOTED
+from meter.metering.registers import FWD
 from rigs import DAY0_S, MeterRig
-from simhal.flash import NorFlash
-from simhal.pins import FakeRelay
+from hosthal.flash import NorFlash
+from hosthal.pins import FakeRelay
 
 
 def boot(flash, start_s, **kw):

@@ -13,9 +13,10 @@ from demo_meter import DemoMeter
 from echonet_frames import decode, request, u32
 from meter import caltime
 from meter.events import BROUTE_MODULE, EventLog
-from meter.radio import auth, broute, registry
-from meter.radio.broute import ACTIVE, BRoute, EMPTY, REJECTED
-from meter.radio.module import RadioModule
+from meter.broute import pump as broute
+from meter.broute.radio import auth, registry
+from meter.broute.pump import ACTIVE, BRoute, EMPTY, REJECTED
+from meter.broute.radio.module import RadioModule
 
 MASTER = b"A-route master key for tests"
 START = datetime.datetime(2026, 11, 28, 10, 0, 0)
@@ -74,13 +75,15 @@ def fake_network(monkeypatch):
 
 
 def test_registry_imports_a_module_only_when_the_board_asks_for_it():
-    for name in ("meter.radio.wifi", "meter.radio.ethernet", "meter.radio.wisun"):
+    for name in ("meter.broute.radio.wifi", "meter.broute.radio.ethernet",
+                 "meter.broute.radio.wisun"):
         sys.modules.pop(name, None)
     assert "wifi" in registry.kinds() and "wisun" in registry.kinds()
     cls = registry.load("ethernet")
     assert cls.kind == "ethernet"
-    assert "meter.radio.ethernet" in sys.modules
-    assert "meter.radio.wifi" not in sys.modules and "meter.radio.wisun" not in sys.modules
+    assert "meter.broute.radio.ethernet" in sys.modules
+    assert "meter.broute.radio.wifi" not in sys.modules
+    assert "meter.broute.radio.wisun" not in sys.modules
     with pytest.raises(registry.UnknownModule):
         registry.create("plc")
 
@@ -355,7 +358,7 @@ def test_last_gasp_and_restoration_are_announced_to_the_hems():
     slot.module = m
     br.poll(*dm.now(), 0)
     m.outbox.clear()
-    assert br.notify_power(1)  # meter.lastgasp MSG_LAST_GASP
+    assert br.notify_power(1)  # meter.outage.lastgasp MSG_LAST_GASP
     r = decode(m.outbox[-1][0])
     assert (r["seoj"], r["deoj"], r["esv"]) == (0x028801, 0x0EF001, 0x73)
     assert r["props"] == [(0x80, b"\x31")] and m.outbox[-1][1] == "group"

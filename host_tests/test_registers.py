@@ -5,8 +5,8 @@ import random
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from meter.registers import (COUNT, FWD, LAG, LEAD, MODULO, REV, UNIT_DWH, EnergyRegisters,
-                             SettingError, count_size_dwh, delta)
+from meter.metering.registers import (COUNT, FWD, LAG, LEAD, MODULO, REV, UNIT_DWH,
+                                      EnergyRegisters, SettingError, count_size_dwh, delta)
 
 
 def joules_per_count(regs):

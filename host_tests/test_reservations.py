@@ -1,13 +1,13 @@
 """Reservation table: creation bounds, read-back confirmation, activation and release on
-time, cancel, overlap rule, fail-safe ends, boot restore (meter.reservations)."""
+time, cancel, overlap rule, fail-safe ends, boot restore (meter.control.reservations)."""
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from meter import status
+from meter.control import status
 from meter.events import EventLog, RESERVATION
-from meter.persist import KIND_RESERVATIONS, MAX_BLOB
-from meter.reservations import (ACTIVE, BLOB_LEN, CANCELLED, CONFIRMED, CREATED, ENDED,
+from meter.storage.persist import KIND_RESERVATIONS, MAX_BLOB
+from meter.control.reservations import (ACTIVE, BLOB_LEN, CANCELLED, CONFIRMED, CREATED, ENDED,
                                 EXPIRED, FLAG_DRILL, RECORD_LEN, SLOTS, ReservationTable,
                                 digest)
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from simhal.clock import VirtualClock
-from simhal.flash import NorFlash, PowerCut
-from simhal.links import LoopUart, pair
-from simhal.pins import FakeRelay, ScriptedPowerGood
+from hosthal.clock import VirtualClock
+from hosthal.flash import NorFlash, PowerCut
+from hosthal.links import LoopUart, pair
+from hosthal.pins import FakeRelay, ScriptedPowerGood
 
 
 def test_nor_programming_only_clears_bits_and_erase_sets_ff():

@@ -1,14 +1,14 @@
 """SKSTACK IP: the sans-IO line parser fed whole and byte by byte, and the meter-side
-Wi-SUN module driver (meter.radio.wisun) against the emulated coordinator module of
+Wi-SUN module driver (meter.broute.radio.wisun) against the emulated coordinator module of
 tools/wisun_emulator.py over an in-memory UART."""
 
 from hypothesis import given, strategies as st
 
 from echonet_frames import decode, request
-from meter.radio import auth
-from meter.radio import skstack as sk
-from meter.radio.wisun import S_IDLE, S_LISTEN, S_UP, WisunModule
-from simhal.links import LoopUart
+from meter.broute.radio import auth
+from meter.broute.radio import skstack as sk
+from meter.broute.radio.wisun import S_IDLE, S_LISTEN, S_UP, WisunModule
+from hosthal.links import LoopUart
 from wisun_emulator import SkCoordinator, link_local
 
 HEMS = link_local("001D129087654321")
@@ -171,7 +171,7 @@ def test_full_path_hems_frame_through_the_wisun_module_and_the_broute(monkeypatc
     import datetime
 
     from demo_meter import DemoMeter
-    from meter.radio.broute import ACTIVE, BRoute
+    from meter.broute.pump import ACTIVE, BRoute
 
     master = b"master"
     dm = DemoMeter(start=datetime.datetime(2026, 11, 28, 10, 0))
@@ -203,7 +203,7 @@ def test_a_different_dongle_in_the_uart_slot_is_identified_afresh_and_must_authe
     import datetime
 
     from demo_meter import DemoMeter
-    from meter.radio.broute import ACTIVE, EMPTY, REJECTED, BRoute
+    from meter.broute.pump import ACTIVE, EMPTY, REJECTED, BRoute
 
     master = b"master"
     fitted = [True]

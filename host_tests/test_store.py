@@ -9,21 +9,21 @@ import sys
 
 import pytest
 
-from meter import journal as J
+from meter.storage import journal as J
 from meter.clock import set_clock
 from meter.events import (EventLog, CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW, JOURNAL_CORRUPT,
                           TAMPER_SEAL, POWER_FAIL)
-from meter.intervals import IntervalCapture, HalfHourHistory, MISSING, MINUTE
-from meter.keyfile import load_key, KeyMissing
+from meter.metering.intervals import IntervalCapture, HalfHourHistory, MISSING, MINUTE
+from meter.storage.keyfile import load_key, KeyMissing
 from meter.mac import Hmac
-from meter.metering import Metering, Sample
-from meter.registers import EnergyRegisters, FWD, SettingError
-from meter.store import Store, default_keep, HALF_BLOCKS, COMMIT_MS
+from meter.metering.samples import Metering, Sample
+from meter.metering.registers import EnergyRegisters, FWD, SettingError
+from meter.storage.store import Store, default_keep, HALF_BLOCKS, COMMIT_MS
 from paths import ROOT
-from simhal.clock import VirtualClock
-from simhal.flash import NorFlash, PowerCut
-from simhal.flash_file import FileNorFlash
-from simhal.keyfile import host_key
+from hosthal.clock import VirtualClock
+from hosthal.flash import NorFlash, PowerCut
+from hosthal.flash_file import FileNorFlash
+from hosthal.keyfile import host_key
 
 KEY = b"s" * 32
 SECTORS = 64
@@ -316,9 +316,9 @@ def test_file_flash_persists_programs_and_can_start_blank(tmp_path):
 
 _CHILD = r"""
 import sys, time
-sys.path[:0] = [%r + "/host_tests/shim", %r + "/firmware", %r + "/host_tests"]
-from simhal.flash_file import FileNorFlash
-from meter import journal as J
+sys.path[:0] = [%r + "/board/cpython", %r + "/firmware", %r + "/board"]
+from hosthal.flash_file import FileNorFlash
+from meter.storage import journal as J
 from meter.mac import Hmac
 dev = FileNorFlash(sys.argv[1], sectors=16)
 j = J.Journal(dev, 0, 16, Hmac(b"c" * 32))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from meter.supply import AdcPowerGood
+from meter.outage.supply import AdcPowerGood
 
 
 def test_level_falls_below_fail_and_rises_only_above_restore():

@@ -57,12 +57,12 @@ def run_mpy_scripts(pattern, mpy_dir):
 
 
 def days_per_second(days):
-    for sub in ("host_tests/shim", "firmware", "host_tests"):
+    for sub in ("board/cpython", "firmware", "board", "host_tests"):
         sys.path.insert(0, os.path.join(ROOT, sub))
     from meter.app import Meter
-    from meter.frontends.simulated import SimulatedHousehold
-    from simhal.board import HostHal
-    from simhal.clock import VirtualClock
+    from meter.metering.frontends.simulated import SimulatedHousehold
+    from hosthal.board import HostHal
+    from hosthal.clock import VirtualClock
 
     clock = VirtualClock(wall_s=9_000 * 86_400)
     meter = Meter(HostHal(clock, SimulatedHousehold(clock, seed=3)))

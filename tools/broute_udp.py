@@ -8,7 +8,7 @@ module and a non-blocking server that tools/sim.py polls once per loop iteration
     ...
     server.close()
 
-The module is authenticated like any fitted radio module (meter.radio.broute): the server
+The module is authenticated like any fitted radio module (meter.broute.pump): the server
 provisions it with a key derived from its own master key, standing in for the A-route.
 A client on the same host binds 127.0.0.1:3610 (or 0.0.0.0:3610 with SO_REUSEADDR).
 """
@@ -19,13 +19,13 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "shim")):
+for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "board", "cpython")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from meter.radio import auth, registry  # noqa: E402
-from meter.radio.broute import BRoute  # noqa: E402
-from meter.radio.ip import IpModule  # noqa: E402
+from meter.broute.radio import auth, registry  # noqa: E402
+from meter.broute.pump import BRoute  # noqa: E402
+from meter.broute.radio.ip import IpModule  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.2"
 DEFAULT_PORT = 3610

@@ -6,11 +6,11 @@ and the UDP server can run on their own."""
 import datetime
 
 from meter import caltime
-from meter.echonet import service
-from meter.echonet.node import Identity
-from meter.intervals import IntervalCapture
-from meter.metering import Metering, Sample
-from meter.registers import EnergyRegisters
+from meter.broute.echonet import service
+from meter.broute.echonet.node import Identity
+from meter.metering.intervals import IntervalCapture
+from meter.metering.samples import Metering, Sample
+from meter.metering.registers import EnergyRegisters
 
 
 def wall_minute(dt):

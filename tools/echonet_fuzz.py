@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/echonet_fuzz.py [--frames 100000] [--seed 1]
 
-Every frame goes through meter.echonet.service.Service.handle() of a simulated meter and,
+Every frame goes through meter.broute.echonet.service.Service.handle() of a simulated meter and,
 as a byte stream, through the codec's Assembler. Checked for every frame: no exception,
 every reply is a well-formed frame that fits the reply buffer, the registers are untouched
 and the writable selectors stay in range. Prints frames/s and the outcome counters.
@@ -14,7 +14,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "shim"),
+for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "board", "cpython"),
            os.path.join(ROOT, "tools")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
@@ -22,7 +22,7 @@ for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "shi
 import datetime  # noqa: E402
 
 from demo_meter import DemoMeter  # noqa: E402
-from meter.echonet import codec  # noqa: E402
+from meter.broute.echonet import codec  # noqa: E402
 
 EPCS = [0x80, 0x81, 0x82, 0x88, 0x8A, 0x8D, 0x97, 0x98, 0x9D, 0x9E, 0x9F, 0xC0, 0xD0, 0xD3,
         0xD5, 0xD6, 0xD7, 0xE0, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE7, 0xE8, 0xEA, 0xEB, 0xEC,

@@ -32,15 +32,15 @@ import time
 from collections import namedtuple
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _sub in ("../host_tests/shim", "../firmware"):
+for _sub in ("../board/cpython", "../firmware"):
     _p = os.path.normpath(os.path.join(_HERE, _sub))
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from meter import command as C  # noqa: E402  (codes only; layouts are re-encoded here)
-from meter import status as S  # noqa: E402
-from meter.reservations import STATE_NAMES  # noqa: E402
-from meter.limiter import STATE_NAMES as BREAKER_STATES  # noqa: E402
+from meter.control import command as C  # noqa: E402  (codes only; layouts are re-encoded here)
+from meter.control import status as S  # noqa: E402
+from meter.control.reservations import STATE_NAMES  # noqa: E402
+from meter.control.limiter import STATE_NAMES as BREAKER_STATES  # noqa: E402
 
 Response = namedtuple("Response", "code meter_id counter tag status data")
 Record = namedtuple("Record", "rid start end limit flags state digest")

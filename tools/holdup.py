@@ -13,10 +13,10 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("host_tests/shim", "firmware"):
+for sub in ("board/cpython", "firmware"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
-from meter import holdup  # noqa: E402
+from meter.outage import holdup  # noqa: E402
 
 
 def parse_profile(text):

@@ -30,20 +30,20 @@ import time
 
 if __name__ == "__main__":
     _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for _sub in ("host_tests/shim", "firmware", "host_tests"):
+    for _sub in ("board/cpython", "firmware", "board", "host_tests"):
         sys.path.insert(0, os.path.join(_root, _sub))
 
-from meter import journal as J  # noqa: E402
+from meter.storage import journal as J  # noqa: E402
 from meter.clock import set_clock  # noqa: E402
 from meter.events import EventLog  # noqa: E402
-from meter.intervals import (IntervalCapture, CAPTURED, FIVE, HALF_HOUR,  # noqa: E402
+from meter.metering.intervals import (IntervalCapture, CAPTURED, FIVE, HALF_HOUR,  # noqa: E402
                              MISSING, RING_MINUTES)
 from meter.mac import Hmac  # noqa: E402
-from meter.metering import Metering, Sample  # noqa: E402
-from meter.registers import EnergyRegisters, FWD, REV, LAG, LEAD  # noqa: E402
-from meter.store import Store, default_keep  # noqa: E402
-from simhal.clock import VirtualClock  # noqa: E402
-from simhal.flash import NorFlash, PowerCut  # noqa: E402
+from meter.metering.samples import Metering, Sample  # noqa: E402
+from meter.metering.registers import EnergyRegisters, FWD, REV, LAG, LEAD  # noqa: E402
+from meter.storage.store import Store, default_keep  # noqa: E402
+from hosthal.clock import VirtualClock  # noqa: E402
+from hosthal.flash import NorFlash, PowerCut  # noqa: E402
 
 KEY = bytes(range(32))  # a test key: the campaign must be reproducible
 SECTORS = 64  # default journal partition: 256 KB

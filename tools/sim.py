@@ -26,19 +26,19 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("host_tests/shim", "firmware", "host_tests"):
+for sub in ("board/cpython", "firmware", "board", "host_tests"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
 from meter.app import Meter  # noqa: E402
-from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
-from meter.metering import REJECTED  # noqa: E402
-from meter.registers import FWD, REV, UNIT_DWH, delta  # noqa: E402
-from meter import intervals  # noqa: E402
-from meter.radio import broute  # noqa: E402
-from simhal.board import HostHal  # noqa: E402
-from simhal.clock import VirtualClock  # noqa: E402
-from simhal.flash_file import FileNorFlash  # noqa: E402
-from simhal.keyfile import host_key  # noqa: E402
+from meter.metering.frontends.simulated import SimulatedHousehold  # noqa: E402
+from meter.metering.samples import REJECTED  # noqa: E402
+from meter.metering.registers import FWD, REV, UNIT_DWH, delta  # noqa: E402
+from meter.metering import intervals  # noqa: E402
+from meter.broute import pump as broute  # noqa: E402
+from hosthal.board import HostHal  # noqa: E402
+from hosthal.clock import VirtualClock  # noqa: E402
+from hosthal.flash_file import FileNorFlash  # noqa: E402
+from hosthal.keyfile import host_key  # noqa: E402
 
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
 
@@ -83,7 +83,7 @@ def host_radio(spec):
     if spec == "off":
         return None, None
     from broute_udp import SIM_MASTER_KEY, HostUdpModule
-    from meter.radio import auth
+    from meter.broute.radio import auth
 
     host, _, port = spec.rpartition(":")
     port = int(port)

@@ -19,17 +19,17 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("host_tests/shim", "firmware", "host_tests"):
+for sub in ("board/cpython", "firmware", "board", "host_tests"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
 from meter.app import Meter  # noqa: E402
-from meter.frontends.simulated import SimulatedHousehold  # noqa: E402
-from meter.registers import FWD  # noqa: E402
-from simhal.board import HostHal  # noqa: E402
-from simhal.clock import VirtualClock  # noqa: E402
-from simhal.flash import NorFlash  # noqa: E402
-from simhal.pins import ScriptedPowerGood  # noqa: E402
-from simhal.uplink import FakeUplink  # noqa: E402
+from meter.metering.frontends.simulated import SimulatedHousehold  # noqa: E402
+from meter.metering.registers import FWD  # noqa: E402
+from hosthal.board import HostHal  # noqa: E402
+from hosthal.clock import VirtualClock  # noqa: E402
+from hosthal.flash import NorFlash  # noqa: E402
+from hosthal.pins import ScriptedPowerGood  # noqa: E402
+from hosthal.uplink import FakeUplink  # noqa: E402
 
 KEY = b"soak-test-key-0123456789abcdef!!"
 DAY0_S = 9_400 * 86_400

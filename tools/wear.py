@@ -16,17 +16,17 @@ import time
 
 if __name__ == "__main__":
     _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for _sub in ("host_tests/shim", "firmware", "host_tests"):
+    for _sub in ("board/cpython", "firmware", "board", "host_tests"):
         sys.path.insert(0, os.path.join(_root, _sub))
 
-from meter import journal as J  # noqa: E402
+from meter.storage import journal as J  # noqa: E402
 from meter.events import EventLog, POWER_FAIL  # noqa: E402
-from meter.intervals import IntervalCapture  # noqa: E402
+from meter.metering.intervals import IntervalCapture  # noqa: E402
 from meter.mac import Hmac  # noqa: E402
-from meter.metering import Metering, Sample  # noqa: E402
-from meter.registers import EnergyRegisters  # noqa: E402
-from meter.store import Store, default_keep  # noqa: E402
-from simhal.flash import NorFlash  # noqa: E402
+from meter.metering.samples import Metering, Sample  # noqa: E402
+from meter.metering.registers import EnergyRegisters  # noqa: E402
+from meter.storage.store import Store, default_keep  # noqa: E402
+from hosthal.flash import NorFlash  # noqa: E402
 
 DAY0 = 9_000 * 1440
 

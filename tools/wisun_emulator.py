@@ -9,14 +9,14 @@ answers):
   for a wrong B-route ID or password), SKSENDTO with a binary payload (EVENT 21, OK) and
   ERXUDP lines (hex payload) carrying the meter's replies, SKTERM (EVENT 27).
 * SkCoordinator: the meter-side module (PAN coordinator) that the firmware's
-  meter.radio.wisun driver talks to: SKRESET, SKINFO, SKVER, ROPT/WOPT, SKSREG,
+  meter.broute.radio.wisun driver talks to: SKRESET, SKINFO, SKVER, ROPT/WOPT, SKSREG,
   SKSETRBID, SKSETPWD, SKSTART, SKSENDTO; a HEMS joining raises EVENT 25 and its frames
   arrive as ERXUDP.
 
 The meter behind the dongle is a MeterPort: DirectMeterPort hands each frame to the real
-firmware ECHONET service (meter.echonet) of a simulated meter; WisunDriverPort goes the
-long way, through an SkCoordinator, the firmware's Wi-SUN driver (meter.radio.wisun) on an
-in-memory UART and the B-route pump (meter.radio.broute), as on a meter with a Wi-SUN
+firmware ECHONET service (meter.broute.echonet) of a simulated meter; WisunDriverPort goes the
+long way, through an SkCoordinator, the firmware's Wi-SUN driver (meter.broute.radio.wisun) on an
+in-memory UART and the B-route pump (meter.broute.pump), as on a meter with a Wi-SUN
 module.
 
 Run on a pty for a bench or a HEMS program:
@@ -33,8 +33,9 @@ import time
 import tty
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "shim"),
-           os.path.join(ROOT, "host_tests"), os.path.join(ROOT, "tools")):
+for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "board", "cpython"),
+           os.path.join(ROOT, "board"), os.path.join(ROOT, "host_tests"),
+           os.path.join(ROOT, "tools")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -113,16 +114,16 @@ class DirectMeterPort:
 class WisunDriverPort:
     """The meter end through the firmware's own Wi-SUN module driver: a HEMS frame arrives
     at the emulated coordinator module, goes up the in-memory UART as ERXUDP to
-    meter.radio.wisun, through the authenticated B-route pump to the service, and the
+    meter.broute.radio.wisun, through the authenticated B-route pump to the service, and the
     reply comes back down as SKSENDTO."""
 
     MASTER = b"emulated A-route master key"
 
     def __init__(self, meter, lock=None, rbid=DEFAULT_RBID, password=DEFAULT_PASSWORD):
-        from meter.radio import auth
-        from meter.radio.broute import ACTIVE, BRoute
-        from meter.radio.wisun import S_LISTEN, WisunModule
-        from simhal.links import LoopUart
+        from meter.broute.radio import auth
+        from meter.broute.pump import ACTIVE, BRoute
+        from meter.broute.radio.wisun import S_LISTEN, WisunModule
+        from hosthal.links import LoopUart
 
         self.meter = meter
         self.lock = lock or threading.Lock()

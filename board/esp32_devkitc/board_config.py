@@ -46,7 +46,7 @@ NOMINAL_V_DV = 1010
 LINE_HZ = 50
 
 # Fitted parts: metrology front end ("bl0942", "s0", "simulated") and B-route radio module
-# (meter.radio.registry kinds: "wifi", "wisun", "ethernet"; "none" for no B-route)
+# (meter.broute.radio.registry kinds: "wifi", "wisun", "ethernet"; "none" for no B-route)
 METROLOGY = "bl0942"
 RADIO = "wifi"
 
@@ -77,6 +77,6 @@ MAX_CURRENT_MA = 120_000
 
 WDT_TIMEOUT_MS = 10_000
 
-# Demo mode (METROLOGY = "simulated"): the household of meter.frontends.simulated
+# Demo mode (METROLOGY = "simulated"): the household of meter.metering.frontends.simulated
 DEMO_SEED = 1
 DEMO_PV_W = 0

@@ -71,7 +71,7 @@ def _uart(uart_id, baud, tx, rx):
 def _metrology(cfg, hal):
     kind = cfg.METROLOGY
     if kind == "bl0942":
-        from meter.frontends.bl0942 import Bl0942
+        from meter.metering.frontends.bl0942 import Bl0942
 
         fe = Bl0942(_uart(cfg.BL0942_UART_ID, 4800, cfg.PIN_BL0942_TX, cfg.PIN_BL0942_RX),
                     address=cfg.BL0942_ADDRESS, v_cal=cfg.BL0942_CAL_V_DV,
@@ -81,7 +81,7 @@ def _metrology(cfg, hal):
         fe.configure()
         return fe
     if kind == "s0":
-        from meter.frontends.s0 import S0PulseInput
+        from meter.metering.frontends.s0 import S0PulseInput
         from esp32hal import s0input
 
         import machine
@@ -99,7 +99,7 @@ def _metrology(cfg, hal):
                             active_level=cfg.S0_ACTIVE_LEVEL,
                             nominal_v_dv=cfg.NOMINAL_V_DV, max_power_w=cfg.MAX_POWER_W)
     if kind == "simulated":
-        from meter.frontends.simulated import SimulatedHousehold
+        from meter.metering.frontends.simulated import SimulatedHousehold
 
         return SimulatedHousehold(hal.clock, seed=cfg.DEMO_SEED, pv_w=cfg.DEMO_PV_W,
                                   three_wire=cfg.WIRING == "1P3W")
@@ -117,7 +117,7 @@ def _radio(cfg, secrets):
     kind = cfg.RADIO
     if kind == "none":
         return None
-    from meter.radio import registry
+    from meter.broute.radio import registry
 
     from esp32hal import nic
 
@@ -154,7 +154,7 @@ def _meter_id():
 
 
 def _key():
-    from meter.keyfile import load_key
+    from meter.storage.keyfile import load_key
 
     return load_key()
 

@@ -1,4 +1,4 @@
-# S0 pulse inputs for meter.frontends.s0.S0PulseInput.
+# S0 pulse inputs for meter.metering.frontends.s0.S0PulseInput.
 #
 # PcntCounter (counter mode): a PCNT unit through machine.Counter (MicroPython >= 1.26, ESP32
 # and S3; the C3 has no PCNT). count() returns a 16-bit count that wraps 65535 -> 0, kept

@@ -13,11 +13,11 @@ from micropython import const
 
 from meter import events as ev
 from meter.events import EventLog
-from meter.intervals import IntervalCapture, HalfHourHistory
-from meter.lastgasp import LastGasp, UP
+from meter.metering.intervals import IntervalCapture, HalfHourHistory
+from meter.outage.lastgasp import LastGasp, UP
 from meter.mac import Hmac
-from meter.metering import Limits, Metering, Sample, NO_VALUE
-from meter.registers import EnergyRegisters, FWD, REV
+from meter.metering.samples import Limits, Metering, Sample, NO_VALUE
+from meter.metering.registers import EnergyRegisters, FWD, REV
 
 FIRMWARE_VERSION = const(1)  # a small int logged at start-up (major * 100 + minor)
 _TICK_MS = const(1000)
@@ -67,10 +67,10 @@ class Meter:
                                         setting(config, "MAX_CURRENT_MA")))
         self.events = EventLog(setting(config, "EVENTS"))
         self.sample = Sample()
-        self.store = None  # durable storage (meter.store) when the board has flash and a key
+        self.store = None  # meter.storage.store when the board has flash and a key
         self.mount_report = None
         self._restored = False
-        self.broute = None  # B-route pump (meter.radio.broute) when a radio slot exists
+        self.broute = None  # B-route pump (meter.broute.pump) when a radio slot exists
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
         self._quiet = 0  # consecutive such seconds
@@ -96,7 +96,7 @@ class Meter:
         self.commands = None
         self.alarms = None
         if self.mac is not None:
-            from meter.alarms import AlarmSender
+            from meter.outage.alarms import AlarmSender
 
             self.alarms = AlarmSender(self.meter_id, self.mac)
         relay = getattr(hal, "relay", None)
@@ -109,10 +109,10 @@ class Meter:
         """ECHONET Lite on the fitted radio module; a module is used only once it has
         answered the challenge keyed from the A-route master key."""
         import os
-        from meter.echonet import service as echonet
-        from meter.echonet.node import Identity
-        from meter.radio.auth import ModuleAuth
-        from meter.radio.broute import BRoute
+        from meter.broute.echonet import service as echonet
+        from meter.broute.echonet.node import Identity
+        from meter.broute.radio.auth import ModuleAuth
+        from meter.broute.pump import BRoute
 
         serial = setting(config, "BROUTE_SERIAL")
         if serial is None:
@@ -131,10 +131,10 @@ class Meter:
         return r if r is not None and r.present() else None
 
     def _storage(self, flash, config):
-        """The journal on the whole flash region and what is kept in it (meter.store)."""
-        from meter import journal as J
-        from meter.persist import AUDIT_KEYS
-        from meter.store import Store, default_keep
+        """The journal on the whole flash region and what is kept in it (meter.storage.store)."""
+        from meter.storage import journal as J
+        from meter.storage.persist import AUDIT_KEYS
+        from meter.storage.store import Store, default_keep
 
         keep = default_keep(self.capture.five.entries, self.events.entries)
         keep[J.REC_LIMITER] = 3
@@ -144,15 +144,15 @@ class Meter:
 
     def _remote_control(self, relay, config, key):
         """Current limiter, breaker and reservations; signed commands when a key exists."""
-        from meter.audit import AuditLog
-        from meter.breaker import Breaker
-        from meter.limiter import Limiter
-        from meter.persist import NullStore
-        from meter.reservations import ReservationTable
+        from meter.control.audit import AuditLog
+        from meter.control.breaker import Breaker
+        from meter.control.limiter import Limiter
+        from meter.storage.persist import NullStore
+        from meter.control.reservations import ReservationTable
 
         if self.store is not None:
-            from meter import journal as J
-            from meter.persist import JournalStore
+            from meter.storage import journal as J
+            from meter.storage.persist import JournalStore
 
             cs = JournalStore(self.journal, J.REC_LIMITER, J.REC_RESERVATIONS, J.REC_AUDIT)
         else:
@@ -164,7 +164,7 @@ class Meter:
                                setting(config, "CONTRACT_LIMIT_A"))
         self.command_log = AuditLog(cs)  # the persisted audit log of remote commands
         if key:
-            from meter.command import CommandProcessor
+            from meter.control.command import CommandProcessor
 
             self.commands = CommandProcessor(self.meter_id, key, self.limiter,
                                              self.command_log, self.events, cs)

@@ -14,7 +14,7 @@
 from micropython import const
 
 from meter.events import CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW
-from meter.registers import SettingError
+from meter.metering.registers import SettingError
 
 MAX_MINUTE = const(100 * 366 * 1440)  # 2000-01-01 .. 2099: small ints
 

@@ -1,7 +1,7 @@
 # Hardware-abstraction contracts: the only way the core and the shell reach hardware.
 #
 # Each class states one device class's contract. board/ implements them for ESP32,
-# host_tests/simhal/ implements them for CPython and the MicroPython unix port.
+# host_tests/hosthal/ implements them for CPython and the MicroPython unix port.
 # Hardware objects come in through constructors; nothing here touches a peripheral.
 #
 # Units used across the firmware:

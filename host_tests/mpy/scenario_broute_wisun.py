@@ -1,21 +1,21 @@
 # B-route over a Wi-SUN module under the MicroPython unix port: the SKSTACK IP driver
-# (meter.radio.wisun) set up through a scripted module on an in-memory UART, module
+# (meter.broute.radio.wisun) set up through a scripted module on an in-memory UART, module
 # authentication, a HEMS Get answered through SKSENDTO, and the bytes allocated per frame
 # on this path (printed; the UART path formats one command line per reply).
 
 import gc
 
 from meter import caltime
-from meter.echonet.meter_object import SmartMeter
-from meter.echonet.node import Identity, NodeProfile
-from meter.echonet.service import Service
-from meter.intervals import IntervalCapture
-from meter.metering import Metering, Sample
-from meter.radio import auth
-from meter.radio.broute import ACTIVE, BRoute
-from meter.radio.wisun import S_LISTEN, S_UP, WisunModule
-from meter.registers import EnergyRegisters, FWD
-from simhal.links import LoopUart
+from meter.broute.echonet.meter_object import SmartMeter
+from meter.broute.echonet.node import Identity, NodeProfile
+from meter.broute.echonet.service import Service
+from meter.metering.intervals import IntervalCapture
+from meter.metering.samples import Metering, Sample
+from meter.broute.radio import auth
+from meter.broute.pump import ACTIVE, BRoute
+from meter.broute.radio.wisun import S_LISTEN, S_UP, WisunModule
+from meter.metering.registers import EnergyRegisters, FWD
+from hosthal.links import LoopUart
 
 MAC = "001D129012345678"
 HEMS = b"FE80:0000:0000:0000:021D:1290:8765:4321"

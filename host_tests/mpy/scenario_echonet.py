@@ -7,13 +7,13 @@ import micropython
 import time
 
 from meter import caltime
-from meter.echonet import codec
-from meter.echonet.meter_object import SmartMeter
-from meter.echonet.node import Identity, NodeProfile
-from meter.echonet.service import Service
-from meter.intervals import IntervalCapture
-from meter.metering import Metering, Sample
-from meter.registers import EnergyRegisters, FWD
+from meter.broute.echonet import codec
+from meter.broute.echonet.meter_object import SmartMeter
+from meter.broute.echonet.node import Identity, NodeProfile
+from meter.broute.echonet.service import Service
+from meter.metering.intervals import IntervalCapture
+from meter.metering.samples import Metering, Sample
+from meter.metering.registers import EnergyRegisters, FWD
 
 regs = EnergyRegisters(unit=0x02, coefficient=1)
 cap = IntervalCapture(regs)

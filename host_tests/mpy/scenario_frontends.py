@@ -4,13 +4,13 @@
 
 import micropython
 
-from meter.frontends.bl0942 import Bl0942, Bl0942Parser
-from meter.frontends.s0 import S0PulseInput
-from meter.frontends.simulated import SimulatedHousehold
-from meter.intervals import IntervalCapture
-from meter.metering import Metering, Sample, REJECTED
-from meter.registers import EnergyRegisters, FWD, REV
-from simhal.clock import VirtualClock
+from meter.metering.frontends.bl0942 import Bl0942, Bl0942Parser
+from meter.metering.frontends.s0 import S0PulseInput
+from meter.metering.frontends.simulated import SimulatedHousehold
+from meter.metering.intervals import IntervalCapture
+from meter.metering.samples import Metering, Sample, REJECTED
+from meter.metering.registers import EnergyRegisters, FWD, REV
+from hosthal.clock import VirtualClock
 
 
 def packet(cf, watt=0, v_rms=1_604_217, i_rms=2_000_000):

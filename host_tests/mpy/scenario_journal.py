@@ -7,7 +7,7 @@
 # so they overstate the CPU cost of the journal itself on a board.
 
 import gc
-from simhal.flash import NorFlash, PowerCut
+from hosthal.flash import NorFlash, PowerCut
 
 SECTORS = 8
 IMAGE = "var/mpy-scenario-journal.bin"  # the saved flash image of the power-cut sample
@@ -17,13 +17,13 @@ dev = NorFlash(SECTORS)
 gc.collect()
 
 import time  # noqa: E402
-from meter import journal as J  # noqa: E402
+from meter.storage import journal as J  # noqa: E402
 from meter.mac import Hmac  # noqa: E402
 from meter.events import EventLog  # noqa: E402
-from meter.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
-from meter.metering import Metering, Sample  # noqa: E402
-from meter.registers import EnergyRegisters, FWD  # noqa: E402
-from meter.store import Store, default_keep  # noqa: E402
+from meter.metering.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
+from meter.metering.samples import Metering, Sample  # noqa: E402
+from meter.metering.registers import EnergyRegisters, FWD  # noqa: E402
+from meter.storage.store import Store, default_keep  # noqa: E402
 
 KEY = b"m" * 32
 DAY0 = 9_000 * 1440

@@ -8,16 +8,18 @@ import micropython
 import struct
 import time
 
-from meter import mac, status
-from meter.audit import AuditLog
-from meter.breaker import Breaker
-from meter.command import (CommandProcessor, CMD_CREATE, CMD_READ, CMD_CONFIRM, CMD_CANCEL,
+from meter import mac
+
+from meter.control import status
+from meter.control.audit import AuditLog
+from meter.control.breaker import Breaker
+from meter.control.command import (CommandProcessor, CMD_CREATE, CMD_READ, CMD_CONFIRM, CMD_CANCEL,
                            CMD_RESET, CMD_DRILL, CMD_CONTRACT)
 from meter.events import (EventLog, BREAKER_OPEN, BREAKER_CLOSE, BREAKER_FAULT, TAMPER_AUTH,
                           LIMIT_CHANGE)
-from meter.limiter import Limiter, S_CLOSED, S_OPEN, S_LOCKED
-from meter.reservations import ReservationTable, ACTIVE, ENDED, CANCELLED
-from simhal.pins import FakeRelay
+from meter.control.limiter import Limiter, S_CLOSED, S_OPEN, S_LOCKED
+from meter.control.reservations import ReservationTable, ACTIVE, ENDED, CANCELLED
+from hosthal.pins import FakeRelay
 
 METER = b"MPY00001"
 KEY = b"k" * 32

@@ -4,12 +4,12 @@
 import micropython
 
 from meter.app import Meter
-from meter.frontends.simulated import SimulatedHousehold
-from meter.intervals import FIVE, HALF_HOUR, MINUTE
-from simhal.board import HostHal
-from simhal.clock import VirtualClock
-from simhal.pins import FakeRelay, ScriptedPowerGood
-from simhal.uplink import FakeUplink
+from meter.metering.frontends.simulated import SimulatedHousehold
+from meter.metering.intervals import FIVE, HALF_HOUR, MINUTE
+from hosthal.board import HostHal
+from hosthal.clock import VirtualClock
+from hosthal.pins import FakeRelay, ScriptedPowerGood
+from hosthal.uplink import FakeUplink
 
 
 class Config:

@@ -3,9 +3,9 @@
 
 import micropython
 
-from meter.registers import EnergyRegisters, FWD, REV, LAG, SettingError, MODULO
-from meter.intervals import IntervalCapture, CAPTURED, FIVE, HALF_HOUR, GAP, MISSING
-from meter.metering import Metering, Sample, REJECTED
+from meter.metering.registers import EnergyRegisters, FWD, REV, LAG, SettingError, MODULO
+from meter.metering.intervals import IntervalCapture, CAPTURED, FIVE, HALF_HOUR, GAP, MISSING
+from meter.metering.samples import Metering, Sample, REJECTED
 
 regs = EnergyRegisters(unit=0x02, coefficient=1)  # 0.01 kWh = 10 Wh = 36 000 J per count
 cap = IntervalCapture(regs)

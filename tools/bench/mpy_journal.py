@@ -5,20 +5,20 @@
 # time (~0.7 ms per page on a board).
 
 import gc
-from simhal.flash import NorFlash
+from hosthal.flash import NorFlash
 
 SECTORS = 8
 dev = NorFlash(SECTORS)  # first, while the heap is unfragmented
 gc.collect()
 
 import time  # noqa: E402
-from meter import journal as J  # noqa: E402
+from meter.storage import journal as J  # noqa: E402
 from meter.events import EventLog  # noqa: E402
-from meter.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
+from meter.metering.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
 from meter.mac import Hmac  # noqa: E402
-from meter.metering import Metering, Sample  # noqa: E402
-from meter.registers import EnergyRegisters  # noqa: E402
-from meter.store import Store, default_keep  # noqa: E402
+from meter.metering.samples import Metering, Sample  # noqa: E402
+from meter.metering.registers import EnergyRegisters  # noqa: E402
+from meter.storage.store import Store, default_keep  # noqa: E402
 
 
 def figure(name, value, unit):

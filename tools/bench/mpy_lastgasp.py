@@ -7,12 +7,12 @@ import gc
 import time
 
 from meter.app import Meter
-from meter.frontends.simulated import SimulatedHousehold
-from simhal.board import HostHal
-from simhal.clock import VirtualClock
-from simhal.flash import NorFlash
-from simhal.pins import ScriptedPowerGood
-from simhal.uplink import FakeUplink
+from meter.metering.frontends.simulated import SimulatedHousehold
+from hosthal.board import HostHal
+from hosthal.clock import VirtualClock
+from hosthal.flash import NorFlash
+from hosthal.pins import ScriptedPowerGood
+from hosthal.uplink import FakeUplink
 
 
 class Config:

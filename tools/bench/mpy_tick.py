@@ -10,12 +10,12 @@ import gc
 import time
 
 from meter.app import Meter
-from meter.frontends.simulated import SimulatedHousehold
-from meter.intervals import MINUTE
-from simhal.board import HostHal
-from simhal.clock import VirtualClock
-from simhal.flash import NorFlash
-from simhal.pins import FakeRelay
+from meter.metering.frontends.simulated import SimulatedHousehold
+from meter.metering.intervals import MINUTE
+from hosthal.board import HostHal
+from hosthal.clock import VirtualClock
+from hosthal.flash import NorFlash
+from hosthal.pins import FakeRelay
 
 
 def figure(name, value, unit):

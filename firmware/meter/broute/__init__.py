@@ -1,0 +1,1 @@
+# B-route: the ECHONET Lite stack and the pluggable radio modules.

@@ -1,0 +1,1 @@
+# Remote ampere control: limiter, breaker, reservations, drill, signed commands, audit.

@@ -1,0 +1,255 @@
+# Authenticated, replay-proof remote command envelope for current control (sans-IO).
+#
+# Request (big-endian; HMAC-SHA256 under the per-meter key over every byte before it):
+#   0  u8   version (1)             1  u8  command code (CMD_*)
+#   2  8    meter id (the 8-byte id of the board definition, as in Last Gasp messages)
+#   10 u32  counter: strictly above the last consumed one (see below)
+#   14 i32  expiry, wall minute: accepted only while the meter's wall minute < expiry
+#   18 u8   n, argument length      19 n   arguments (below)
+#   19+n    32-byte HMAC
+# Response (same key, so the head-end can verify it):
+#   0  u8   version (1)             1  u8  command code echoed (0 when unreadable)
+#   2  8    meter id (this meter)   10 u32 counter echoed (0 when unreadable)
+#   14 8    request tag: the first 8 bytes of the request's HMAC (binds the answer)
+#   22 u8   status (meter.control.status)   23 u8  n, data length      24 n data
+#   24+n    32-byte HMAC
+# Commands, arguments -> response data:
+#   CREATE   id u16, start i32, end i32 (wall min), limit u8 (A), flags u8 -> record
+#   CONFIRM  id u16, digest 8 (from the read-back record)                 -> record
+#   CANCEL   id u16                                                        -> record
+#   LIST     -                                  -> every non-free record (21 bytes each)
+#   READ     id u16                                                        -> record
+#   CONTRACT limit u8                                                      -> status block
+#   RESET    -  (remote reset of the breaker)                              -> status block
+#   DRILL    limit u8, duration s u16  (drill on demand, starts now)       -> status block
+#   REPORT   -                                  -> drill report (meter.control.drill, 114 bytes)
+#   AUDIT    skip u8: newest entries after skipping `skip`     -> up to 8 audit entries
+#   STATUS   -                                                             -> status block
+# Record: meter.control.reservations RECORD_FMT + digest (21 bytes).
+# Audit entry: meter.control.audit
+# ENTRY_FMT (17 bytes). Status block (8 bytes): contract u8, active limit u8, active id u16,
+# breaker state u8, re-close count u8, flags u8 (bit0 clock fallback, bit1 relay fault,
+# bit2 fault alarm, bit3 drill running), audit entries not persisted (flood guard) u8.
+#
+# Checks, in order; the first failing one is the status: size/version/argument length
+# (E_MALFORMED), meter id (E_METER_ID), HMAC (E_MAC, also a TAMPER_AUTH event), counter
+# (E_REPLAY, also TAMPER_AUTH), expiry (E_EXPIRED; with an invalid wall clock expiry cannot
+# be checked, so CREATE, CONFIRM and CONTRACT are refused with E_CLOCK and the rest rely on
+# the counter), command code (E_UNKNOWN_CMD), argument length (E_MALFORMED), then the
+# operation's own checks (E_LIMIT, E_STATE ...).
+#
+# The counter is consumed by every AUTHENTIC request: one whose meter id, MAC, counter and
+# expiry checks pass, whatever happens next (unknown code, E_CLOCK, the operation's own
+# rejection or success). Its counter is stored and persisted (KIND_COUNTER) BEFORE the
+# operation runs, so an authentic request is acted on at most once: a request rejected now
+# (a RESET while the breaker is closed: E_STATE) can never be replayed later when it would
+# succeed (after an overload has locked the breaker), and a power cut between the counter
+# and the operation's own state loses the operation (the head-end gets no answer and sends
+# a new command) rather than leaving it replayable. A request failing an earlier check
+# changes nothing but the audit log.
+#
+# Every request is audited in RAM; authentic ones are always persisted. Rejections before
+# the counter is consumed (junk, forgeries, replays, expired commands) are persisted (and
+# MAC/replay failures raise TAMPER_AUTH) only FLOOD_MAX times per FLOOD_WINDOW_MS, so a
+# flood of them cannot wear the flash or bury the event log; the status block reports how
+# many were not persisted. The flood window restarts when FLOOD_WINDOW_MS has elapsed, or
+# when the elapsed time reads negative (more than 2**29 ms since it began: meter.ticks).
+
+from micropython import const
+import struct
+
+from meter import mac
+
+from meter.control import status
+from meter.ticks import elapsed_ms
+from meter.events import TAMPER_AUTH
+from meter.storage.persist import KIND_COUNTER, NullStore
+
+VERSION = const(1)
+CMD_CREATE = const(0x01)
+CMD_CONFIRM = const(0x02)
+CMD_CANCEL = const(0x03)
+CMD_LIST = const(0x04)
+CMD_READ = const(0x05)
+CMD_CONTRACT = const(0x06)
+CMD_RESET = const(0x07)
+CMD_DRILL = const(0x08)
+CMD_REPORT = const(0x09)
+CMD_AUDIT = const(0x0A)
+CMD_STATUS = const(0x0B)
+CMD_NAMES = {CMD_CREATE: "create", CMD_CONFIRM: "confirm", CMD_CANCEL: "cancel",
+             CMD_LIST: "list", CMD_READ: "read", CMD_CONTRACT: "contract",
+             CMD_RESET: "reset", CMD_DRILL: "drill", CMD_REPORT: "report",
+             CMD_AUDIT: "audit", CMD_STATUS: "status"}
+# Argument formats; the argument length must be exactly struct.calcsize of the format.
+ARG_FMT = {CMD_CREATE: ">HiiBB", CMD_CONFIRM: ">H8s", CMD_CANCEL: ">H", CMD_LIST: "",
+           CMD_READ: ">H", CMD_CONTRACT: ">B", CMD_RESET: "", CMD_DRILL: ">BH",
+           CMD_REPORT: "", CMD_AUDIT: ">B", CMD_STATUS: ""}
+_NEEDS_CLOCK = (CMD_CREATE, CMD_CONFIRM, CMD_CONTRACT)
+
+REQ_HEAD_FMT = ">BB8sIiB"
+REQ_HEAD = const(19)
+RESP_HEAD_FMT = ">BB8sI8sBB"
+RESP_HEAD = const(24)
+RESP_STATUS = const(22)  # offset of the status byte in a response
+MAC_LEN = const(32)
+TAG_LEN = const(8)
+MAX_ARGS = const(32)
+STATUS_FMT = ">BBHBBBB"
+AUDIT_PER_RESPONSE = const(8)
+_COUNTER_FMT = ">BI"
+FLOOD_WINDOW_MS = const(60_000)
+FLOOD_MAX = const(4)
+
+
+class CommandProcessor:
+    def __init__(self, meter_id, key, limiter, audit, events, store=None):
+        if len(meter_id) != 8:
+            raise ValueError("E_METER_ID")
+        self.meter_id = bytes(meter_id)
+        self._mac = mac.Hmac(key)
+        self.limiter = limiter
+        self.table = limiter.table
+        self.audit = audit
+        self.events = events
+        self.store = store or NullStore()
+        self.counter = 0  # counter of the last authentic request (consumed)
+        self._authentic = False  # the request being handled consumed its counter
+        self._win_ms = 0  # flood guard window start (monotonic ms) ...
+        self._win_n = 0  # ... and rejections in it
+
+    def handle(self, req, now_ms, minute, second, valid):
+        """Authenticate and execute one request; returns the encoded response."""
+        code, counter, arg, st, data = self._process(req, now_ms, minute, second, valid)
+        tag = bytes(req[-MAC_LEN:-MAC_LEN + TAG_LEN]) if len(req) >= REQ_HEAD + MAC_LEN \
+            else bytes(TAG_LEN)
+        keep = True
+        if not self._authentic:
+            keep = self._admit(now_ms)
+            if keep and (st == status.E_MAC or st == status.E_REPLAY):
+                self.events.log(TAMPER_AUTH, minute if valid else -1, second, st,
+                                counter & 0x7FFFFFFF)
+        self.audit.append(counter, minute if valid else -1, second, code, st, arg, keep)
+        return self._respond(code, counter, tag, st, data)
+
+    def _admit(self, now_ms):
+        """Flood guard: True for the first FLOOD_MAX rejections in each FLOOD_WINDOW_MS,
+        which are persisted (and raise TAMPER_AUTH for MAC and replay failures); the rest
+        are kept in RAM only and counted in audit.unsaved."""
+        el = elapsed_ms(now_ms, self._win_ms)
+        if self._win_n == 0 or el < 0 or el >= FLOOD_WINDOW_MS:
+            self._win_ms = now_ms
+            self._win_n = 0
+        self._win_n += 1
+        return self._win_n <= FLOOD_MAX
+
+    def _process(self, req, now_ms, minute, second, valid):
+        self._authentic = False
+        n = len(req)
+        code = req[1] if n > 1 else 0
+        counter = 0
+        if n >= REQ_HEAD:
+            _, _, _, counter, _, _ = struct.unpack_from(REQ_HEAD_FMT, req, 0)
+        if n < REQ_HEAD + MAC_LEN:
+            return code, counter, 0, status.E_MALFORMED, b""
+        ver, code, meter_id, counter, expiry, alen = struct.unpack_from(REQ_HEAD_FMT, req, 0)
+        if ver != VERSION or alen > MAX_ARGS or n != REQ_HEAD + alen + MAC_LEN:
+            return code, counter, 0, status.E_MALFORMED, b""
+        if meter_id != self.meter_id:
+            return code, counter, 0, status.E_METER_ID, b""
+        body = memoryview(req)[:REQ_HEAD + alen]
+        if not mac.equal(self._mac.digest(body), memoryview(req)[REQ_HEAD + alen:]):
+            return code, counter, 0, status.E_MAC, b""
+        if counter <= self.counter:
+            return code, counter, 0, status.E_REPLAY, b""
+        if valid and minute >= expiry:
+            return code, counter, 0, status.E_EXPIRED, b""
+        self._authentic = True  # consumed whatever follows (see the header)
+        self.counter = counter
+        self.save()
+        fmt = ARG_FMT.get(code)
+        if fmt is None:
+            return code, counter, 0, status.E_UNKNOWN_CMD, b""
+        if alen != (struct.calcsize(fmt) if fmt else 0):
+            return code, counter, 0, status.E_MALFORMED, b""
+        if not valid and code in _NEEDS_CLOCK:
+            return code, counter, 0, status.E_CLOCK, b""
+        args = struct.unpack_from(fmt, req, REQ_HEAD) if fmt else ()
+        arg, st, data = self._execute(code, args, now_ms, minute, second, valid)
+        return code, counter, arg, st, data
+
+    def _execute(self, code, args, now_ms, minute, second, valid):
+        t = self.table
+        lim = self.limiter
+        if code == CMD_CREATE:
+            rid, start, end, limit, flags = args
+            st = t.create(rid, start, end, limit, flags, minute, second, valid)
+            return rid, st, (t.record(rid) if st == status.OK else b"")
+        if code == CMD_CONFIRM:
+            rid, quoted = args
+            st = t.confirm(rid, quoted, minute, second, valid)
+            return rid, st, (t.record(rid) if st == status.OK else b"")
+        if code == CMD_CANCEL:
+            rid = args[0]
+            st = t.cancel(rid, minute if valid else -1, second)
+            return rid, st, (t.record(rid) if st == status.OK else b"")
+        if code == CMD_LIST:
+            return 0, status.OK, t.listing()
+        if code == CMD_READ:
+            rec = t.record(args[0])
+            if rec is None:
+                return args[0], status.E_UNKNOWN_ID, b""
+            return args[0], status.OK, rec
+        if code == CMD_CONTRACT:
+            st = lim.set_contract(args[0], minute, second, valid)
+            return args[0], st, (self.status_block() if st == status.OK else b"")
+        if code == CMD_RESET:
+            st = lim.reset(True, now_ms, minute, second, valid)
+            return 0, st, self.status_block()
+        if code == CMD_DRILL:
+            limit, duration_s = args
+            st = lim.drill_now(limit, duration_s, now_ms)
+            return limit, st, (self.status_block() if st == status.OK else b"")
+        if code == CMD_REPORT:
+            return 0, status.OK, lim.drill.to_bytes()
+        if code == CMD_AUDIT:
+            return args[0], status.OK, self.audit_block(args[0])
+        return 0, status.OK, self.status_block()  # CMD_STATUS
+
+    def status_block(self):
+        lim = self.limiter
+        flags = (1 if lim.fallback else 0) | (2 if lim.breaker.fault else 0) | \
+            (4 if lim.breaker.alarm else 0) | (8 if lim.drill.running else 0)
+        return struct.pack(STATUS_FMT, lim.contract, lim.active_a, lim.active_id, lim.state,
+                           lim.recloses, flags, min(self.audit.unsaved, 255))
+
+    def audit_block(self, skip):
+        """Up to AUDIT_PER_RESPONSE entries, newest first, after skipping `skip`. The
+        entry of the command being answered is appended after this is built."""
+        out = bytearray()
+        for k in range(skip, skip + AUDIT_PER_RESPONSE):
+            b = self.audit.entry_bytes(k)
+            if b is None:
+                break
+            out += b
+        return bytes(out)
+
+    def _respond(self, code, counter, tag, st, data):
+        head = struct.pack(RESP_HEAD_FMT, VERSION, code & 0xFF, self.meter_id,
+                           counter & 0xFFFFFFFF, tag, st, len(data))
+        return head + data + self._mac.digest(head, data)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def counter_bytes(self):
+        return struct.pack(_COUNTER_FMT, VERSION, self.counter)
+
+    def save(self):
+        self.store.save(KIND_COUNTER, self.counter_bytes())
+
+    def restore_counter(self, blob):
+        """Restore the last consumed counter at boot; invalid blobs raise ValueError."""
+        if len(blob) != 5 or blob[0] != VERSION:
+            raise ValueError("counter blob")
+        self.counter = struct.unpack(_COUNTER_FMT, blob)[1]
+

@@ -1,0 +1,1 @@
+# Metering: energy registers, interval capture, sample accounting, front ends.

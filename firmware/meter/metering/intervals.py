@@ -1,0 +1,202 @@
+# Interval capture on wall-clock boundaries: 1-minute ring, 5-minute values, 30-minute history.
+#
+# Every record is keyed by its boundary time in wall minutes since 2000-01-01 (a small int)
+# and stored in a preallocated array slot chosen by that time; a lookup checks the stored
+# stamp, so a slot that was not written for the asked time reads as missing (-1).
+#
+# The capture rule (also in README "Interval capture"):
+#   * A boundary is the start of a wall minute (hh:mm:00). Its value is the register reading
+#     at the first tick inside that minute, if that tick comes within CAPTURE_WINDOW_S
+#     seconds of the boundary; otherwise the boundary is missing.
+#   * Boundaries passed while no tick ran (outage) or skipped by a forward clock jump are
+#     missing. Missing values are never interpolated or invented.
+#   * A backward clock jump never rewrites a stored boundary: capture resumes at the first
+#     boundary after the newest one already processed (the high-water mark).
+#   * While the wall clock is invalid nothing is captured; the registers keep counting.
+#   * 5-minute values are captured at boundaries divisible by 5; the voltage average covers
+#     the samples since the previous 5-minute boundary and is valid only when that boundary
+#     was captured too (otherwise its interval is unknown). 15-/30-minute values are derived
+#     from the 5-minute cumulative values and exist only when both ends exist.
+
+from micropython import const
+from array import array
+
+from meter.metering.registers import FWD, REV, LAG, LEAD, delta
+
+MISSING = const(-1)
+CAPTURE_WINDOW_S = const(3)
+RING_MINUTES = const(60)
+
+# on_tick() result bits
+MINUTE = const(1)  # a 1-minute boundary was processed (captured or marked missing)
+CAPTURED = const(2)  # ... and its value was captured
+FIVE = const(4)  # a 5-minute value was captured
+HALF_HOUR = const(8)  # a 30-minute value was captured
+GAP = const(16)  # one or more boundaries were missed (outage, forward jump, late tick)
+BACKWARD = const(32)  # the clock is behind the high-water mark
+
+
+def newest_stamp(stamps):
+    """The newest boundary stamp in a ring's stamp array, or -1 (index loop: iterating an
+    array directly would allocate an iterator)."""
+    best = MISSING
+    for i in range(len(stamps)):
+        if stamps[i] > best:
+            best = stamps[i]
+    return best
+
+
+class MinuteRing:
+    """The last 60 one-minute cumulative values (forward, reverse)."""
+
+    def __init__(self):
+        self.stamp = array("i", [MISSING] * RING_MINUTES)
+        self.fwd = array("i", [0] * RING_MINUTES)
+        self.rev = array("i", [0] * RING_MINUTES)
+
+    def record(self, minute, fwd, rev):
+        s = minute % RING_MINUTES
+        self.stamp[s] = minute
+        self.fwd[s] = fwd
+        self.rev[s] = rev
+
+    def slot(self, minute):
+        """Slot index holding boundary `minute`, or -1 if it was not captured."""
+        if minute < 0:
+            return MISSING
+        s = minute % RING_MINUTES
+        return s if self.stamp[s] == minute else MISSING
+
+    def latest(self):
+        """Stamp of the newest captured boundary, or -1."""
+        return newest_stamp(self.stamp)
+
+
+class FiveMinuteRing:
+    """5-minute cumulative active (fwd, rev) and reactive (lag, lead) values and the average
+    voltage (0.1 V) over the interval ending at the boundary."""
+
+    def __init__(self, entries=288):
+        self.entries = entries
+        self.stamp = array("i", [MISSING] * entries)
+        self.fwd = array("i", [0] * entries)
+        self.rev = array("i", [0] * entries)
+        self.lag = array("i", [0] * entries)
+        self.lead = array("i", [0] * entries)
+        self.volt = array("i", [MISSING] * entries)
+
+    def record(self, minute, fwd, rev, lag, lead, volt):
+        s = (minute // 5) % self.entries
+        self.stamp[s] = minute
+        self.fwd[s] = fwd
+        self.rev[s] = rev
+        self.lag[s] = lag
+        self.lead[s] = lead
+        self.volt[s] = volt
+
+    def slot(self, minute):
+        if minute < 0 or minute % 5:
+            return MISSING
+        s = (minute // 5) % self.entries
+        return s if self.stamp[s] == minute else MISSING
+
+    def energy(self, minute, span, reg=FWD):
+        """Energy in counts over (minute - span, minute] from cumulative values, span a
+        multiple of 5 (5, 15, 30). -1 when either end is missing."""
+        a = self.slot(minute)
+        b = self.slot(minute - span)
+        if a < 0 or b < 0:
+            return MISSING
+        col = (self.fwd, self.rev, self.lag, self.lead)[reg]
+        return delta(col[a], col[b])
+
+
+class HalfHourHistory:
+    """30-minute cumulative values (forward, reverse) for `days` days, the source of ECHONET
+    EA/EB, E2/E4 and EC."""
+
+    def __init__(self, days=2):
+        n = days * 48
+        self.entries = n
+        self.stamp = array("i", [MISSING] * n)
+        self.fwd = array("i", [0] * n)
+        self.rev = array("i", [0] * n)
+
+    def record(self, minute, fwd, rev):
+        s = (minute // 30) % self.entries
+        self.stamp[s] = minute
+        self.fwd[s] = fwd
+        self.rev[s] = rev
+
+    def slot(self, minute):
+        if minute < 0 or minute % 30:
+            return MISSING
+        s = (minute // 30) % self.entries
+        return s if self.stamp[s] == minute else MISSING
+
+
+class IntervalCapture:
+    """Drives the rings from per-second ticks. Allocation-free on every path."""
+
+    def __init__(self, regs, ring=None, five=None, half=None):
+        self.regs = regs
+        self.ring = ring or MinuteRing()
+        self.five = five or FiveMinuteRing()
+        self.half = half or HalfHourHistory()
+        self.high_water = MISSING  # newest boundary minute processed
+        self.last_five = MISSING  # newest 5-minute boundary captured
+        self.volt_sum = 0  # 0.1 V samples since the last 5-minute boundary
+        self.volt_n = 0
+        self.missed = 0  # boundaries that were missing (count, for diagnostics)
+
+    def on_tick(self, minute, second, valid, volt_dv):
+        """Call once per metrology tick after the registers were updated. volt_dv < 0 means
+        no voltage reading. Returns a bit set of MINUTE, CAPTURED, FIVE, HALF_HOUR, GAP,
+        BACKWARD."""
+        result = 0
+        if valid:
+            hw = self.high_water
+            if minute < hw:
+                result = BACKWARD
+            elif minute > hw:
+                result = self._boundary(minute, second, hw)
+        # The tick's own sample belongs to the interval that starts at its boundary.
+        if volt_dv >= 0:
+            self.volt_sum += volt_dv
+            self.volt_n += 1
+        return result
+
+    def _boundary(self, minute, second, hw):
+        result = MINUTE
+        if hw >= 0 and minute - hw > 1:
+            self.missed += minute - hw - 1
+            result |= GAP
+        self.high_water = minute
+        if second >= CAPTURE_WINDOW_S:
+            self.missed += 1
+            result |= GAP
+        else:
+            regs = self.regs.count
+            self.ring.record(minute, regs[FWD], regs[REV])
+            result |= CAPTURED
+            if minute % 5 == 0:
+                volt = MISSING
+                if self.last_five == minute - 5 and self.volt_n:
+                    volt = self.volt_sum // self.volt_n
+                self.five.record(minute, regs[FWD], regs[REV], regs[LAG], regs[LEAD], volt)
+                self.last_five = minute
+                self._reset_volt()
+                result |= FIVE
+                if minute % 30 == 0:
+                    self.half.record(minute, regs[FWD], regs[REV])
+                    result |= HALF_HOUR
+                return result
+        if hw < 0 or minute // 5 != hw // 5:
+            # A 5-minute boundary passed without capture: the samples summed so far belong
+            # to an interval whose start or end is unknown.
+            self._reset_volt()
+        return result
+
+    def _reset_volt(self):
+        self.volt_sum = 0
+        self.volt_n = 0

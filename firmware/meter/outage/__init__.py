@@ -1,0 +1,1 @@
+# Outage: Last Gasp, supply monitoring, sealed alarms, hold-up budget.
