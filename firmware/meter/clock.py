@@ -1,22 +1,60 @@
-# Setting the wall clock by command: range check, clock-adjust events, persisted setting.
+# Time as one value (Now), and setting the wall clock by command.
 #
-# A set is recorded as two events, IDIS style: CLOCK_ADJUST_OLD stamped with the time
-# before the set (a, b = old minute, old second; minute -1 when the clock was invalid) and
-# CLOCK_ADJUST_NEW stamped with the new time (a, b = new minute, new second). Both events
-# and the setting (valid flag, time, number of adjustments) are committed to the journal
-# at once, so a jump is never lost with a power cut that follows it.
+# Now is the meter's reading of its clock for one step: monotonic ms, wall minute and second,
+# the validity flag, and the minute to stamp events with (-1 while the clock is invalid).
+# The shell owns one preallocated Now, fills it once per step with read(clock) and passes it
+# down; every part takes `now` instead of loose (ms, minute, second, valid) arguments, so
+# all parts of one step see the same instant. read() allocates nothing: the fields are
+# small ints and a bool reassigned in place.
 #
-# Interval capture stays consistent across jumps without help from here: its high-water
-# mark (persisted with the registers) makes a backward jump re-capture nothing until the
-# clock passes the newest processed boundary, and a forward jump leaves the skipped
-# boundaries missing. No interval is duplicated, overwritten or invented.
-
+# Reading minute and second consistently is the clock's contract (meter.hal.Clock):
+# wall_minute() samples the wall clock once and latches that sample's second for the
+# wall_second() that follows, so a reading can never pair 12:00 with second 00 of 12:01.
+# read() calls them in that order.
+#
 from micropython import const
 
 from meter.events import CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW
-from meter.metering.registers import SettingError
+from meter.errors import SettingError
 
 MAX_MINUTE = const(100 * 366 * 1440)  # 2000-01-01 .. 2099: small ints
+NO_MINUTE = const(-1)  # the event stamp while the wall clock is invalid
+
+
+class Now:
+    """One instant of the meter's clock. Fields: ms (monotonic, wraps: compare with
+    meter.ticks), minute (wall minutes since 2000-01-01), second (0..59), valid (the wall
+    clock has been set), ev_minute (minute when valid, else NO_MINUTE: the event stamp)."""
+
+    def __init__(self, ms=0, minute=0, second=0, valid=False):
+        self.ms = 0
+        self.minute = 0
+        self.second = 0
+        self.valid = False
+        self.ev_minute = NO_MINUTE
+        self.at(ms, minute, second, valid)
+
+    def read(self, clock):
+        """Fill from a meter.hal.Clock (monotonic first, then minute, second, validity)."""
+        self.ms = clock.ticks_ms()
+        m = clock.wall_minute()
+        self.second = clock.wall_second()
+        self.valid = clock.wall_valid()
+        self.minute = m
+        self.ev_minute = m if self.valid else NO_MINUTE
+        return self
+
+    def at(self, ms, minute, second, valid):
+        """Set every field (tests, tools, replays). Returns self."""
+        self.ms = ms
+        self.minute = minute
+        self.second = second
+        self.valid = bool(valid)
+        self.ev_minute = minute if self.valid else NO_MINUTE
+        return self
+
+    def __repr__(self):
+        return "Now(ms=%d, %d:%02d, valid=%s)" % (self.ms, self.minute, self.second, self.valid)
 
 
 def set_clock(clock, events, store, minute, second):

@@ -19,11 +19,13 @@ class Clock:
         raise NotImplementedError
 
     def wall_minute(self):
-        """Whole minutes since 2000-01-01 00:00 local standard time."""
+        """Whole minutes since 2000-01-01 00:00 local standard time. Samples the wall clock
+        once and latches that sample's second for the next wall_second()."""
         raise NotImplementedError
 
     def wall_second(self):
-        """Seconds 0..59 within wall_minute()."""
+        """Seconds 0..59 of the sample the latest wall_minute() took (never of a later
+        one), so minute then second is one consistent reading (meter.clock.Now.read)."""
         raise NotImplementedError
 
     def wall_valid(self):

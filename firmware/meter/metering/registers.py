@@ -13,6 +13,8 @@
 
 from micropython import const
 
+from meter.errors import SettingError  # noqa: F401  (re-exported: registers raise it)
+
 _J_PER_DWH = const(360)
 MODULO = const(100_000_000)  # 8 digits
 DIGITS = const(8)
@@ -40,8 +42,6 @@ LEAD = const(3)  # reactive energy, leading (capacitive)
 COUNT = const(4)
 
 
-class SettingError(ValueError):
-    """A configuration value outside its allowed range; args[0] is a short error code."""
 
 
 def count_size_dwh(unit, coefficient):

@@ -2,6 +2,7 @@
 # opened when the network interface reports a link and closed when it goes away.
 
 from meter.broute.radio import auth
+from meter.errors import ENOTCONN
 from meter.broute.radio.module import RadioModule
 from meter.broute.radio.udp import GROUP, PORT
 
@@ -54,7 +55,7 @@ class IpModule(RadioModule):
 
     def sendto(self, buf, addr):
         if self._ep is None:
-            raise OSError(107)  # ENOTCONN
+            raise OSError(ENOTCONN)
         return self._ep.sendto(buf, addr)
 
     def respond(self, challenge):

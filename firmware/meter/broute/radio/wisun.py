@@ -14,6 +14,7 @@
 from micropython import const
 
 from meter.broute.radio import auth
+from meter.errors import EAGAIN, EMSGSIZE, ENOTCONN
 from meter.broute.radio import skstack as sk
 from meter.broute.radio.module import RadioModule
 
@@ -142,12 +143,12 @@ class WisunModule(RadioModule):
 
     def sendto(self, buf, addr):
         if self.state != S_UP:
-            raise OSError(107)  # no session
+            raise OSError(ENOTCONN)  # no session
         if self._txlen >= _QUEUE:
-            raise OSError(11)  # both slots still going out
+            raise OSError(EAGAIN)  # both slots still going out
         n = len(buf)
         if n > _FRAME:
-            raise OSError(90)  # EMSGSIZE
+            raise OSError(EMSGSIZE)
         i = (self._thead + self._txlen) % _QUEUE
         self._tq[i][:n] = buf
         self._tqlen[i] = n

@@ -29,6 +29,8 @@
 
 from micropython import const
 
+from meter.errors import SettingError
+
 from meter.metering.frontends import elapsed_ms, scale
 from meter.hal import MetrologySource
 from meter.metering.samples import NO_VALUE
@@ -57,10 +59,6 @@ CAL_V_DV = (425, 675_042)  # dV per V_RMS count (~15 883 counts per volt)
 CAL_I_MA = (609, 152_989)  # mA per I_RMS count (exactly 1218 / 305978)
 CAL_P_W = (645, 402_089)  # W per WATT count (~623.4 counts per watt)
 CAL_E_J = (538_927, 801)  # J per CF pulse (~672.8 J)
-
-
-class SettingError(ValueError):
-    """A BL0942 setting out of range; args[0] is the error code."""
 
 
 def _check_cal(cal, code):

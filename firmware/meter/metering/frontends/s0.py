@@ -30,6 +30,8 @@
 
 from micropython import const
 
+from meter.errors import SettingError
+
 from meter.metering.frontends import elapsed_ms, scale
 from meter.hal import MetrologySource
 from meter.metering.samples import NO_VALUE
@@ -38,10 +40,6 @@ _J_PER_KWH = const(3_600_000)
 _CHUNK = const(256)  # pulses converted per step: 256 x 3,600,000 + carry < 2**30
 _MAX_POWER_INTERVAL_MS = const(1_000_000)  # power averaging window cap (keeps ints small)
 _COUNTER_MASK = const(0xFFFF)
-
-
-class SettingError(ValueError):
-    """An S0 setting out of range or inconsistent; args[0] is the error code."""
 
 
 class S0PulseInput(MetrologySource):

@@ -32,6 +32,8 @@ from array import array
 
 from micropython import const
 
+from meter.errors import SettingError
+
 from meter.metering.frontends import elapsed_ms
 from meter.hal import MetrologySource
 from meter.metering.samples import NO_VALUE
@@ -93,10 +95,6 @@ _EV_END_MIN = const(7 * 60)
 _PV_START_MIN = const(6 * 60)
 _PV_END_MIN = const(18 * 60)
 _PV_SPAN2 = const(129_600)  # ((18:00 - 06:00) / 2) ** 2 in minutes**2
-
-
-class SettingError(ValueError):
-    """A simulated-household setting out of range; args[0] is the error code."""
 
 
 def _isqrt(n):
