@@ -76,19 +76,11 @@ except ImportError:  # a port built without MICROPY_PY_BINASCII_CRC32
 
 from meter.events import JOURNAL_CORRUPT, TAMPER_SEAL
 
-# Record types (payload formats belong to their owners: meter/store.py and later parts).
-REC_REGISTERS = const(1)
-REC_MINUTE = const(2)
-REC_FIVE = const(3)
-REC_HALF = const(4)
-REC_EVENT = const(5)
-REC_CLOCK = const(6)
-REC_LIMITER = const(7)
-REC_RESERVATIONS = const(8)
-REC_AUDIT = const(9)
-REC_OUTBOX = const(10)
-REC_LASTGASP = const(11)
-REC_CONFIG = const(12)
+# Record types live in meter.storage.records (re-exported here for the journal's callers).
+from meter.storage.records import (  # noqa: F401
+    REC_REGISTERS, REC_MINUTE, REC_FIVE, REC_HALF, REC_EVENT, REC_CLOCK, REC_LIMITER,
+    REC_RESERVATIONS, REC_AUDIT, REC_OUTBOX, REC_LASTGASP, REC_CONFIG, FIRST_TYPE, LAST_TYPE)
+
 MAX_TYPE = const(31)  # types 13..31 are free for later parts (configure them in keep)
 _REC_TAIL = const(63)  # internal: the oldest sector epoch that must still exist (u32)
 _TYPES = const(64)
@@ -230,7 +222,7 @@ class Journal:
         self.mac = mac
         self.listener = None
         self._keep = [0] * _TYPES
-        for t in range(REC_REGISTERS, REC_CONFIG + 1):
+        for t in range(FIRST_TYPE, LAST_TYPE + 1):
             self._keep[t] = 1
         self._keep[_REC_TAIL] = 1
         if keep:

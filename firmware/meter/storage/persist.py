@@ -6,15 +6,9 @@
 # blob is one audit entry to restore oldest first. The app maps the kinds onto journal
 # record types (journal.REC_LIMITER, REC_RESERVATIONS, REC_AUDIT ...).
 
-from micropython import const
 
-KIND_LIMITER = const(1)  # Limiter.to_bytes(): contract, breaker state, re-close count
-KIND_RESERVATIONS = const(2)  # ReservationTable.to_bytes(): the whole table
-KIND_COUNTER = const(3)  # CommandProcessor.counter_bytes(): last accepted command counter
-KIND_AUDIT = const(4)  # AuditLog.entry_bytes(k): one audit entry
-KIND_DRILL = const(5)  # DrillReport.to_bytes(): the latest drill report
-MAX_BLOB = const(200)
-AUDIT_KEYS = const(32)  # audit entries kept on flash (= meter.control.audit.ENTRIES)
+from meter.storage.records import (  # noqa: F401  (the kinds, re-exported)
+    KIND_LIMITER, KIND_RESERVATIONS, KIND_COUNTER, KIND_AUDIT, KIND_DRILL, MAX_BLOB, AUDIT_KEYS)
 
 
 class NullStore:
