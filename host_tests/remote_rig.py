@@ -1,14 +1,10 @@
 # Test rig for remote current control: a meter's limiter, breaker, reservation table,
 # command processor and audit log on a virtual clock and a fake relay, plus a head-end.
+# The parts are built and restored as the meter builds them (meter.control.assembly).
 
-from meter.control.audit import AuditLog
-from meter.control.breaker import Breaker
-from meter.control.command import CommandProcessor
+from meter.clock import Now
+from meter.control.assembly import build_control, restore_control
 from meter.events import EventLog
-from meter.control.limiter import Limiter
-from meter.storage.persist import (KIND_AUDIT, KIND_COUNTER, KIND_DRILL, KIND_LIMITER,
-                                   KIND_RESERVATIONS)
-from meter.control.reservations import ReservationTable
 from hosthal.clock import VirtualClock
 from hosthal.pins import FakeRelay
 
@@ -29,13 +25,28 @@ def wrapping_clock(wall_min=DAY, before_wrap_ms=5000):
     return VirtualClock(wall_s=wall_min * 60, ticks_start=TICKS_PERIOD - before_wrap_ms)
 
 
+class FakeSaver:
+    """The save-only handle of one kind on a FakeStore."""
+
+    def __init__(self, store, kind):
+        self.store = store
+        self.kind = kind
+
+    def save(self, data):
+        self.store.save(self.kind, data)
+
+
 class FakeStore:
-    """Keeps every saved blob per kind (copied, as the contract requires), and the order
-    of all saves in `log` (kind, blob), so a power cut after any save can be replayed."""
+    """A store of the meter.storage.persist contract (saver/latest/all) that keeps every
+    saved blob per kind (copied, as the contract requires), and the order of all saves in
+    `log` (kind, blob), so a power cut after any save can be replayed."""
 
     def __init__(self):
         self.blobs = {}
         self.log = []
+
+    def saver(self, kind):
+        return FakeSaver(self, kind)
 
     def save(self, kind, data):
         self.blobs.setdefault(kind, []).append(bytes(data))
@@ -63,18 +74,19 @@ class Rig:
         self.relay = relay or FakeRelay(closed=True)
         self.events = EventLog(256)
         self.store = store or FakeStore()
-        self.table = ReservationTable(self.events, self.store, ALLOWED, max_duration_min)
-        self.breaker = Breaker(self.relay, self.events)
-        self.limiter = Limiter(self.table, self.breaker, self.events, self.store, contract,
-                               min_over_ms, reclose_ms, max_recloses)
-        self.audit = AuditLog(self.store)
-        self.proc = CommandProcessor(METER_ID, KEY, self.limiter, self.audit, self.events,
-                                     self.store)
+        self.ctl = build_control(self.relay, self.events, self.store, METER_ID, KEY, ALLOWED,
+                                 contract, max_duration_min, min_over_ms, reclose_ms,
+                                 max_recloses)
+        self.table = self.ctl.table
+        self.breaker = self.ctl.breaker
+        self.limiter = self.ctl.limiter
+        self.audit = self.ctl.audit
+        self.proc = self.ctl.commands
         self.he = HeadEnd(METER_ID, KEY, counter)
 
     def now(self):
-        c = self.clock
-        return c.ticks_ms(), c.wall_minute(), c.wall_second(), c.wall_valid()
+        """The clock's reading as a meter.clock.Now (a new one each call)."""
+        return Now().read(self.clock)
 
     def minute(self):
         return self.clock.wall_minute()
@@ -83,7 +95,7 @@ class Rig:
         """Advance the clock one second at a time and run the limiter each second."""
         for _ in range(seconds):
             self.clock.advance(1000)
-            self.limiter.tick(*self.now(), i_ma, i2_ma)
+            self.limiter.tick(self.now(), i_ma, i2_ma)
 
     def until_minute(self, minute, i_ma=0):
         while self.clock.wall_minute() < minute:
@@ -91,7 +103,7 @@ class Rig:
 
     def send(self, req, check_tag=True):
         """Deliver a request; returns the parsed, verified response."""
-        return self.he.parse(self.proc.handle(req, *self.now()), check_tag)
+        return self.he.parse(self.proc.handle(req, self.now()), check_tag)
 
     def exp(self, minutes=5):
         return self.clock.wall_minute() + minutes
@@ -118,9 +130,9 @@ class Rig:
 
     def stamps(self):
         """Every monotonic ms stamp the control code keeps (each must be a ticks value)."""
-        lim, d = self.limiter, self.limiter.drill
-        return ([lim.over_ms, lim.opened_ms, lim.closed_ms, lim.demand_end_ms,
-                 self.breaker.cmd_ms, d._over_ms, d._opened_ms, self.proc._win_ms]
+        lim, d = self.limiter.rule, self.limiter.drill.rule
+        return ([lim.over_ms, lim.opened_ms, lim.closed_ms, self.limiter.demand_end_ms,
+                 self.breaker.cmd_ms, d.over_ms, d.opened_ms, d.closed_ms, self.proc._win_ms]
                 + list(self.table.act_ms))
 
     def reboot(self, wall_min=None, valid=True, relay_closed=None, store=None):
@@ -138,16 +150,7 @@ class Rig:
                   contract=60, min_over_ms=self.limiter.min_over_ms,
                   reclose_ms=self.limiter.reclose_ms, max_recloses=self.limiter.max_recloses,
                   max_duration_min=self.table.max_duration_min)
-        if s.latest(KIND_LIMITER):
-            new.limiter.from_bytes(s.latest(KIND_LIMITER))
-        if s.latest(KIND_RESERVATIONS):
-            new.table.from_bytes(s.latest(KIND_RESERVATIONS))
-        if s.latest(KIND_COUNTER):
-            new.proc.restore_counter(s.latest(KIND_COUNTER))
-        if s.latest(KIND_DRILL):
-            new.limiter.drill.from_bytes(s.latest(KIND_DRILL))
-        for blob in s.all(KIND_AUDIT):
-            new.audit.restore(blob)
-        new.limiter.start(*new.now())
+        assert restore_control(new.ctl, s) == 0
+        new.limiter.start(new.now())
         new.he = self.he  # the same head-end talks to the rebooted meter
         return new

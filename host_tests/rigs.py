@@ -1,8 +1,9 @@
 # Test rigs: a whole meter on the host (virtual clock, scripted supply, fake uplink).
 
-from meter.app import Meter
+from meter.assembly import build_meter
 from meter.mac import Hmac
 from hosthal.board import HostHal
+from meter.outage.lastgasp import SLEEP
 from hosthal.clock import VirtualClock
 from hosthal.loads import ConstantLoad
 from hosthal.pins import ScriptedPowerGood
@@ -34,8 +35,8 @@ class MeterRig:
                            flash=flash, relay=relay)
         self.mac = Hmac(KEY)
         self.config = Config(**lastgasp)
-        self.meter = Meter(self.hal, self.config, key=KEY)
-        self.meter.start()
+        self.meter = build_meter(self.hal, self.config, key=KEY)
+        self.meter.boot()
         self._t0 = self.clock.ticks_ms()
 
     def seconds(self, n):
@@ -48,7 +49,8 @@ class MeterRig:
     def ms(self, n, step=5):
         """n ms of the fast power path (the board's power task), metering every 1000 ms."""
         for _ in range(0, n, step):
-            self.meter.power_poll()
+            if self.meter.power_poll() == SLEEP:
+                self.hal.sleep()  # the board's shell light-sleeps here; the host counts
             self.clock.advance(step)
             if (self.clock.ticks_ms() - self._t0) % 1000 == 0:
                 self.meter.step()
@@ -59,6 +61,8 @@ class MeterRig:
         self.load.mains = on
 
     def alarms(self, kind=None):
-        from meter.outage.lastgasp import decode
-        out = [decode(p, self.mac) for _, p in self.uplink.sent]
+        """What the head-end decodes from the uplink (tools/headend_alarms.py): every
+        message verified under KEY, optionally only those of one type."""
+        from headend_alarms import decode
+        out = [decode(p, KEY) for _, p in self.uplink.sent]
         return [a for a in out if kind is None or a["type"] == kind]

@@ -12,9 +12,9 @@ def rig_with_relay(watts, contract=30):
     rig = MeterRig(watts=watts)
     rig.hal.relay = FakeRelay(closed=True)
     rig.config.CONTRACT_LIMIT_A = contract
-    from meter.app import Meter
-    rig.meter = Meter(rig.hal, rig.config, key=KEY)
-    rig.meter.start()
+    from meter.assembly import build_meter
+    rig.meter = build_meter(rig.hal, rig.config, key=KEY)
+    rig.meter.boot()
     return rig
 
 
@@ -51,9 +51,9 @@ def test_signed_commands_reach_the_limiter_and_forged_ones_change_nothing():
 def test_without_a_key_no_command_is_accepted():
     rig = MeterRig()
     rig.hal.relay = FakeRelay()
-    from meter.app import Meter
-    m = Meter(rig.hal, rig.config, key=None)
-    m.start()
+    from meter.assembly import build_meter
+    m = build_meter(rig.hal, rig.config, key=None)
+    m.boot()
     assert m.command(b"\x01" * 60) is None and m.limiter is not None
 
 
@@ -91,15 +91,13 @@ def test_a_rejected_sample_on_a_boundary_still_captures_the_boundary():
 
 
 def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
-    from meter.outage import alarms
-    from meter.mac import Hmac
+    from headend_alarms import ALARM, decode_alarm
     rig = rig_with_relay(watts=3500, contract=30)
     rig.hal.relay.stuck = True  # welded contacts: the trip command does not open them
     rig.seconds(8)
     m = rig.meter
     assert m.events.count(ev.BREAKER_FAULT) == 1
-    sent = [alarms.decode(p, Hmac(KEY)) for t, p in rig.uplink.sent
-            if len(p) == alarms.LENGTH]
+    sent = [decode_alarm(p, KEY) for t, p in rig.uplink.sent if p[0] == ALARM]
     assert len(sent) == 1
     a = sent[0]
     assert a["code"] == ev.BREAKER_FAULT and a["a"] == 0 and a["b"] == 1  # open vs closed
@@ -107,7 +105,7 @@ def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
     forged = bytearray(rig.uplink.sent[-1][1])
     forged[5] ^= 1
     try:
-        alarms.decode(bytes(forged), Hmac(KEY))
+        decode_alarm(bytes(forged), KEY)
     except ValueError as e:
         assert e.args[0] == "E_MAC"
     else:
@@ -167,9 +165,9 @@ def test_the_hems_hears_the_outage_and_the_restoration_over_the_b_route():
     rig = MeterRig()
     rig.hal.radio = radio
     rig.hal.broute_key = LinkModule.MASTER
-    from meter.app import Meter
-    rig.meter = Meter(rig.hal, rig.config, key=KEY)
-    rig.meter.start()
+    from meter.assembly import build_meter
+    rig.meter = build_meter(rig.hal, rig.config, key=KEY)
+    rig.meter.boot()
     rig._t0 = rig.clock.ticks_ms()
     for _ in range(3):
         rig.meter.serve()

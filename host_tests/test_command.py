@@ -55,7 +55,7 @@ def test_a_command_under_another_key_is_forged():
     r = Rig()
     before = r.state()
     other = HeadEnd(METER_ID, b"x" * 32, 100)
-    assert r.proc.handle(other.reset(r.exp()), *r.now())[RESP_STATUS] == S.E_MAC
+    assert r.proc.handle(other.reset(r.exp()), r.now())[RESP_STATUS] == S.E_MAC
     assert r.state() == before
 
 
@@ -83,7 +83,7 @@ def test_command_for_another_meter_is_rejected():
     r = Rig()
     other = HeadEnd(b"TEST0002", KEY, 0)
     before = r.state()
-    assert r.proc.handle(other.reset(r.exp()), *r.now())[RESP_STATUS] == S.E_METER_ID
+    assert r.proc.handle(other.reset(r.exp()), r.now())[RESP_STATUS] == S.E_METER_ID
     assert r.state() == before
 
 
@@ -196,7 +196,7 @@ def test_set_contract_and_drill_on_demand_and_its_report_through_commands():
 
 def test_responses_are_authentic_and_bound_to_their_request():
     r = Rig()
-    raw = r.proc.handle(r.he.status(r.exp()), *r.now())
+    raw = r.proc.handle(r.he.status(r.exp()), r.now())
     r.he.parse(raw)
     tampered = bytearray(raw)
     tampered[21] ^= 1
@@ -212,7 +212,7 @@ def test_responses_are_authentic_and_bound_to_their_request():
 def test_a_response_for_a_counter_the_head_end_never_sent_is_refused():
     r = Rig()
     other = HeadEnd(METER_ID, KEY, 50)  # someone else holding the key, counter 51
-    raw = r.proc.handle(other.status(r.exp()), *r.now())
+    raw = r.proc.handle(other.status(r.exp()), r.now())
     with pytest.raises(ResponseError):
         r.he.parse(raw)
     assert r.he.parse(raw, check_tag=False).counter == 51  # diagnostics may still read it
@@ -304,14 +304,14 @@ def test_headend_cli_builds_requests_the_meter_accepts(tmp_path, capsys):
     headend.main(common + ["create", "--id", "3", "--start", str(m + 2), "--end",
                            str(m + 4), "--limit", "20"])
     req = bytes.fromhex(capsys.readouterr().out.strip())
-    raw = r.proc.handle(req, *r.now())
+    raw = r.proc.handle(req, r.now())
     headend.main(["--meter-id", METER_ID.decode(), "--key-hex", KEY.hex(), "parse", "--hex",
                   raw.hex()])
     out = capsys.readouterr().out
     assert "create #1: ok" in out and "created" in out
     headend.main(common + ["status"])
     req = bytes.fromhex(capsys.readouterr().out.strip())
-    assert r.proc.handle(req, *r.now())[RESP_STATUS] == S.OK  # counter 2 from the state file
+    assert r.proc.handle(req, r.now())[RESP_STATUS] == S.OK  # counter 2 from the state file
 
 
 def test_headend_cli_expiry_defaults_to_ten_minutes_after_the_host_clock(tmp_path, capsys):
@@ -321,7 +321,7 @@ def test_headend_cli_expiry_defaults_to_ten_minutes_after_the_host_clock(tmp_pat
     req = bytes.fromhex(capsys.readouterr().out.strip())
     expiry = struct.unpack_from(">i", req, 14)[0]
     assert now + 10 <= expiry <= headend.wall_minute() + 10
-    assert r.proc.handle(req, *r.now())[RESP_STATUS] == S.OK
+    assert r.proc.handle(req, r.now())[RESP_STATUS] == S.OK
 
 
 def test_wall_minute_counts_from_2000_in_local_standard_time(monkeypatch):
@@ -453,7 +453,7 @@ class Checked:
             bit = (seed // 4) % (len(req) * 8)
             req[bit // 8] ^= 1 << (bit % 8)
             before = r.state()
-            assert r.proc.handle(bytes(req), *r.now())[RESP_STATUS] != S.OK
+            assert r.proc.handle(bytes(req), r.now())[RESP_STATUS] != S.OK
             assert r.state() == before
         elif kind == "noclock":
             r.clock.invalidate()
@@ -484,38 +484,48 @@ def test_invariants_hold_over_random_command_and_load_sequences(seed, n):
 def test_random_bytes_never_change_state(junk, counter):
     r = Rig()
     before = r.state()
-    resp = r.he.parse(r.proc.handle(junk, *r.now()), check_tag=False)
+    resp = r.he.parse(r.proc.handle(junk, r.now()), check_tag=False)
     assert resp.status != S.OK and r.state() == before
     forged = struct.pack(">BB8sIiB", 1, CMD_RESET, METER_ID, counter, r.exp(), 0)
-    resp = r.he.parse(r.proc.handle(forged + junk[:MAC_LEN].ljust(MAC_LEN, b"\0"), *r.now()),
+    resp = r.he.parse(r.proc.handle(forged + junk[:MAC_LEN].ljust(MAC_LEN, b"\0"), r.now()),
                       check_tag=False)
     assert resp.status == S.E_MAC and r.state() == before
 
 
 def test_state_persists_through_the_flash_journal_and_restores_at_boot():
-    J = pytest.importorskip("meter.storage.journal")
-    from meter.mac import Hmac
-    from meter.storage.persist import AUDIT_KEYS, JournalStore
+    from meter.control.assembly import restore_control
     from hosthal.flash import NorFlash
 
-    def mount(dev):
-        j = J.Journal(dev, 0, 16, Hmac(KEY), {J.REC_LIMITER: 3, J.REC_AUDIT: AUDIT_KEYS})
-        j.mount()
-        return JournalStore(j, J.REC_LIMITER, J.REC_RESERVATIONS, J.REC_AUDIT)
-
+    mount = flash_store
     dev = NorFlash(16)
     r = Rig(contract=30, max_recloses=0, store=mount(dev))
     m = r.minute()
     r.reserve(4, m + 1, m + 30, 20)
     r.send(r.he.drill(10, 60, r.exp()))
     r.tick(35_000, seconds=4)  # trips into lock-out (no re-close allowed)
-    assert r.store.failed == 0 and r.limiter.state == S_LOCKED
+    assert r.store.save_failures == 0 and r.limiter.state == S_LOCKED
     store = mount(NorFlash(16, dev.image()))
     b = Rig(contract=60, max_recloses=0, store=store, counter=r.he.counter)
-    assert store.restore(b.limiter, b.proc) == 0
-    b.limiter.start(*b.now())
+    assert restore_control(b.ctl, store) == 0
+    b.limiter.start(b.now())
     assert b.limiter.to_bytes() == r.limiter.to_bytes()
     assert b.table.listing() == r.table.listing()
     assert b.limiter.drill.trips == r.limiter.drill.trips == 1
     assert b.proc.counter == r.proc.counter and b.audit.get(0) == r.audit.get(0)
     assert b.audit.n == r.audit.n and not b.relay.commanded()
+
+
+def flash_store(dev):
+    """The product's Store (meter.storage.assembly) on `dev`, mounted: small rings and a
+    short history so a 16-sector flash holds the product's whole record set."""
+    from meter.events import EventLog
+    from meter.mac import Hmac
+    from meter.metering.intervals import FiveMinuteRing, HalfHourHistory, IntervalCapture
+    from meter.metering.registers import EnergyRegisters
+    from meter.storage.assembly import build_storage
+
+    regs = EnergyRegisters()
+    cap = IntervalCapture(regs, five=FiveMinuteRing(24), half=HalfHourHistory(1))
+    st = build_storage(dev, Hmac(KEY), regs, cap, EventLog(16), half_blocks=4)
+    st.restore()
+    return st

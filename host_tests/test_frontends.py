@@ -4,6 +4,7 @@ hardware-counter wrap, and the simulated household profile."""
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from meter.clock import Now
 from meter.metering.frontends import elapsed_ms, scale
 from meter.metering.frontends import bl0942, s0, simulated
 from meter.metering.frontends.bl0942 import Bl0942, Bl0942Parser
@@ -14,6 +15,8 @@ from meter.metering.samples import Metering, Sample, NO_VALUE, REJECTED
 from meter.metering.registers import EnergyRegisters, FWD, REV
 from hosthal.clock import VirtualClock
 from hosthal.links import LoopUart
+
+NOW = Now()  # reused: reading the clock allocates nothing
 
 
 # --- helpers (an encoder written from the datasheet rule, independent of the parser) --------
@@ -291,7 +294,7 @@ def test_bl0942_samples_are_accepted_by_metering():
         cf += 2  # ~1.35 kW
         uart.feed(packet(cf=cf, watt=841_000, v_rms=1_604_217, i_rms=3_391_000))
         assert fe.poll(s, 2000 + 1000 * k)
-        assert not m.tick(s, 5000, k, True) & REJECTED
+        assert not m.tick(s, Now(0, 5000, k, True)) & REJECTED
     assert regs.total_joules(FWD) == 120 * 538_927 // 801
 
 
@@ -351,7 +354,7 @@ def test_s0_sample_without_current_is_accepted_by_metering():
     fe.poll(s, 0)
     pulse_train(fe, [100])
     fe.poll(s, 1000)
-    assert not m.tick(s, 5000, 1, True) & REJECTED
+    assert not m.tick(s, Now(0, 5000, 1, True)) & REJECTED
     assert regs.total_joules(FWD) == 3600
 
 
@@ -674,5 +677,5 @@ def test_a_simulated_day_is_fully_accepted_by_metering():
         assert fe.poll(s, clock.ticks_ms())
         total[0] += s.e_fwd
         total[1] += s.e_rev
-        assert not m.tick(s, clock.wall_minute(), clock.wall_second(), True) & REJECTED
+        assert not m.tick(s, NOW.read(clock)) & REJECTED
     assert regs.total_joules(FWD) == total[0] and regs.total_joules(REV) == total[1]

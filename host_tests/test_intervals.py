@@ -1,10 +1,14 @@
-"""Interval capture: 1-minute ring, 5/15/30-minute values, and the missing-boundary rule."""
+"""Interval capture: 1-minute ring, 5/15/30-minute values, and the missing-boundary rule; the
+one ring type (SeriesRing) all three series are kept in."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from meter.metering.intervals import (BACKWARD, CAPTURED, FIVE, GAP, HALF_HOUR, MINUTE, MISSING,
-                             IntervalCapture)
-from meter.metering.registers import FWD, LAG, REV, EnergyRegisters
+from meter.clock import Now
+from meter.metering.intervals import (BACKWARD, CAPTURED, COLUMNS, FIVE, GAP, HALF_HOUR, MINUTE,
+                                      MISSING, RING_MINUTES, FiveMinuteRing, HalfHourHistory,
+                                      IntervalCapture, MinuteRing, SeriesRing)
+from meter.metering.registers import FWD, LAG, LEAD, MODULO, REV, EnergyRegisters
 
 DAY0 = 9_000 * 1440  # a midnight, in minutes since 2000-01-01
 
@@ -17,13 +21,19 @@ class Rig:
         self.cap = IntervalCapture(self.regs)
         self.watts = watts
         self.volt = volt
+        self.now = Now()
+
+    def tick(self, t, valid=True, volt=None):
+        """One capture tick at wall second t (seconds since 2000-01-01)."""
+        return self.cap.on_tick(self.now.at(t * 1000, t // 60, t % 60, valid),
+                                self.volt if volt is None else volt)
 
     def run(self, start_s, seconds, valid=True):
         bits = 0
         for t in range(start_s, start_s + seconds):
             self.regs.add(FWD, self.watts)
             self.regs.add(LAG, self.watts // 4)
-            bits |= self.cap.on_tick(t // 60, t % 60, valid, self.volt)
+            bits |= self.tick(t, valid)
         return bits
 
 
@@ -143,7 +153,7 @@ def test_no_boundary_is_ever_written_twice_or_with_a_value_other_than_the_regist
         for k in range(seconds):
             now = t + k
             rig.regs.add(FWD, rig.watts)
-            bits = rig.cap.on_tick(now // 60, now % 60, valid, 1000)
+            bits = rig.tick(now, valid, 1000)
             if bits & CAPTURED:
                 m = now // 60
                 assert m not in written, "boundary captured twice"
@@ -158,3 +168,89 @@ def test_no_boundary_is_ever_written_twice_or_with_a_value_other_than_the_regist
     stamps = sorted(written)
     values = [written[m] for m in stamps]
     assert values == sorted(values), "cumulative values go backwards in time order"
+
+
+# ---- the ring type -------------------------------------------------------------------------
+
+def test_the_three_series_are_one_ring_type_differing_in_step_and_columns():
+    cap = IntervalCapture(EnergyRegisters())
+    shapes = [(r.step, r.entries, r.ncols) for r in (cap.ring, cap.five, cap.half)]
+    assert shapes == [(1, RING_MINUTES, 2), (5, 288, 5), (30, 96, 2)]
+    for ring in (MinuteRing(), FiveMinuteRing(12), HalfHourHistory(3)):
+        assert type(ring) is SeriesRing
+    assert (FiveMinuteRing(12).entries, HalfHourHistory(3).entries) == (12, 144)
+    five = cap.five
+    assert (five.fwd, five.rev, five.lag, five.lead, five.volt) == five.cols
+    assert (cap.half.fwd, cap.half.rev) == cap.half.cols
+    assert not hasattr(cap.half, "lag") and not hasattr(cap.ring, "volt")
+    # nothing recorded yet: every slot reads missing, an unknown voltage is MISSING
+    assert five.latest() == MISSING and list(five.volt) == [MISSING] * 288
+    assert list(five.fwd) == [0] * 288
+
+
+def test_a_ring_of_a_bad_shape_is_refused():
+    for bad in ((0, 10, 2), (5, 0, 2), (5, 10, 0), (5, 10, len(COLUMNS) + 1)):
+        with pytest.raises(ValueError) as e:
+            SeriesRing(*bad)
+        assert e.value.args[0] == "E_SERIES_SHAPE"
+
+
+def test_values_beyond_the_ring_columns_are_ignored_and_off_step_minutes_are_missing():
+    half = HalfHourHistory(1)
+    half.record(DAY0 + 30, 5, 6, 7, 8, 9)
+    s = half.slot(DAY0 + 30)
+    assert (half.fwd[s], half.rev[s]) == (5, 6)
+    assert half.slot(DAY0 + 31) == MISSING and half.slot(-30) == MISSING
+    one = SeriesRing(5, 4, 1)
+    one.record(DAY0, 42, 99)
+    assert one.cols[0][one.slot(DAY0)] == 42 and one.fwd is one.cols[0]
+
+
+ring_shapes = st.tuples(st.sampled_from((1, 5, 15, 30)), st.integers(1, 40),
+                        st.integers(1, len(COLUMNS)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ring_shapes, st.lists(st.tuples(st.integers(0, 300), st.lists(
+    st.integers(-1, MODULO - 1), min_size=5, max_size=5)), max_size=80))
+def test_property_a_series_ring_matches_a_model_of_its_newest_entries(shape, writes):
+    """Each slot holds the last boundary written to it and its values; a boundary reads
+    back exactly while it is in its slot and as missing otherwise; latest() is the newest
+    stamp held; energy() is the register delta between two held boundaries."""
+    step, entries, ncols = shape
+    ring = SeriesRing(step, entries, ncols)
+    model = {}  # slot -> (minute, values)
+    for k, values in writes:
+        minute = DAY0 + step * k
+        ring.record(minute, *values)
+        model[(minute // step) % entries] = (minute, values[:ncols])
+    held = {m: v for m, v in model.values()}
+    for k in range(-2, 303):
+        minute = DAY0 + step * k
+        s = ring.slot(minute)
+        if minute in held:
+            assert s >= 0 and [ring.cols[c][s] for c in range(ncols)] == held[minute]
+            assert getattr(ring, COLUMNS[ncols - 1])[s] == held[minute][-1]
+        else:
+            assert s == MISSING
+        if step > 1:
+            assert ring.slot(minute + 1) == MISSING
+    assert ring.latest() == (max(held) if held else MISSING)
+    if ncols >= 2:
+        for a in held:
+            for b in (a - step, a - 3 * step):
+                got = ring.energy(a, a - b, REV)
+                if b in held:
+                    assert got == (held[a][1] - held[b][1]) % MODULO
+                else:
+                    assert got == MISSING
+
+
+def test_reactive_energy_over_15_minutes_reads_the_lag_and_lead_columns():
+    five = FiveMinuteRing(6)
+    five.record(DAY0, 10, 20, 30, 40, 1000)
+    five.record(DAY0 + 15, 11, 25, 36, 47, 1001)
+    assert [five.energy(DAY0 + 15, 15, r) for r in (FWD, REV, LAG, LEAD)] == [1, 5, 6, 7]
+    five.record(DAY0 + 30, MODULO - 1, 0, 0, 0, 1000)
+    five.record(DAY0 + 45, 2, 0, 0, 0, 1000)
+    assert five.energy(DAY0 + 45, 15) == 3  # across the 8-digit wrap

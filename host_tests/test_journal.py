@@ -449,3 +449,39 @@ def test_erasing_the_old_end_of_the_log_is_tamper():
     j2, rep, seen = remount(dev)
     assert rep.tamper == 1 and seen[-1][0] == TAMPER_SEAL
     assert rep.corrupt == 0
+
+
+def test_the_named_offsets_are_the_record_and_sector_layout_on_flash():
+    """The layout the header comment documents, read back from flash at the named offsets:
+    magic u16 | type u8 | flags u8 | len u8 | 3 pad | seq u32 | key i32 | prev 16 | payload
+    | seal 16 | crc32; sector header magic | epoch | crc32 and the two retire marks."""
+    assert struct.calcsize(J._REC_FMT) == J._OFF_PREV
+    assert J._OFF_PREV + J._SEAL == J._HDR == 32
+    assert struct.calcsize(J._SEC_FMT) == J._OFF_SEC_CRC and J._SEC_HDR_LEN == 12
+    assert J._MARK_TAIL == J.SECTOR_SIZE - J._MARK_LEN
+    assert J._HDR + J.MAX_PAYLOAD + J._SEAL + J._CRC_LEN <= J.PAGE_SIZE - J._MARK_LEN
+    dev, j = make()
+    j.mount()
+    j.append(J.REC_CLOCK, b"abc", 0)
+    seq = j.append_group([(J.REC_HALF, 7, b"first"), (J.REC_HALF, 8, b"second!")])
+    a = record_addrs(dev)[-1]
+    rec = bytes(dev.mem[a:a + 256])
+    assert struct.unpack_from("<H", rec, J._OFF_MAGIC)[0] == 0x4A4D
+    assert rec[J._OFF_TYPE] == J.REC_HALF and rec[J._OFF_FLAGS] == J._LAST
+    n = rec[J._OFF_LEN]
+    assert n == 7 and rec[J._HDR:J._HDR + n] == b"second!"
+    assert struct.unpack_from("<I", rec, J._OFF_SEQ)[0] == seq
+    assert struct.unpack_from("<i", rec, J._OFF_KEY)[0] == 8
+    prev = bytes(dev.mem[record_addrs(dev)[-2]:][:256])
+    pn = prev[J._OFF_LEN]
+    assert prev[J._OFF_FLAGS] == J._FIRST
+    assert rec[J._OFF_PREV:J._HDR] == prev[J._HDR + pn:J._HDR + pn + J._SEAL]  # the chain
+    end = J._HDR + n + J._SEAL
+    assert struct.unpack_from("<I", rec, end)[0] == J.crc32(rec[:end])
+    assert rec[J._HDR + n:end] == Hmac(KEY).digest(rec[:J._HDR + n])[:J._SEAL]
+    s0 = (a // J.SECTOR_SIZE) * J.SECTOR_SIZE
+    magic, epoch = struct.unpack_from(J._SEC_FMT, dev.mem, s0 + J._OFF_SEC_MAGIC)
+    assert magic == 0x3153_4A4D and epoch == 0
+    assert struct.unpack_from("<I", dev.mem, s0 + J._OFF_SEC_CRC)[0] == J.crc32(
+        bytes(dev.mem[s0:s0 + J._OFF_SEC_CRC]))
+    assert j.kept(J.REC_HALF) == 30 and j.kept(J.REC_CLOCK) == 1 and j.kept(20) == 0

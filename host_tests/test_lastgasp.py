@@ -1,13 +1,21 @@
-"""Last Gasp: debounce, the alarm burst, restoration, flapping, and the message format."""
+"""Last Gasp on a whole meter: debounce, the alarm burst, restoration, flapping, the head-end's
+view of the messages."""
 
 import pytest
 
+from headend_alarms import decode_outage
 from meter import events as ev
+from meter.clock import Now
+from meter.errors import SettingError
 from meter.outage.lastgasp import (DOWN, F_ALARM_LOST, F_CLOCK_VALID, F_END_VALID, F_LONG,
-                            F_REBOOTED, HOLDING, UP, LastGasp, decode)
+                                   F_REBOOTED, HOLDING, SLEEP, UP, LastGasp)
 from meter.mac import Hmac
 from meter.metering.registers import FWD
 from rigs import KEY, MeterRig
+
+
+def now_of(rig):
+    return Now().read(rig.clock)
 
 
 def test_a_dip_shorter_than_the_debounce_raises_nothing():
@@ -19,7 +27,7 @@ def test_a_dip_shorter_than_the_debounce_raises_nothing():
     rig.ms(100)
     lg = rig.meter.lastgasp
     assert lg.state == UP and lg.dips == 1 and lg.failures == 0
-    assert rig.uplink.sent == [] and rig.meter.commits_now == 0
+    assert rig.uplink.sent == [] and lg.platform.commits_now == 0
     assert rig.meter.events.count(ev.POWER_FAIL) == 0
     assert not rig.meter.metering.frozen
 
@@ -32,7 +40,8 @@ def test_a_real_outage_commits_once_and_sends_one_alarm_burst():
     rig.mains(False)
     rig.ms(30)
     m = rig.meter
-    assert m.commits_now == 1 and m.metering.frozen and not m.background
+    hold = m.lastgasp.platform
+    assert hold.commits_now == 1 and m.metering.frozen and not hold.background
     assert m.events.count(ev.POWER_FAIL) == 1
     rig.ms(3000)
     alarms = rig.alarms("last_gasp")
@@ -42,8 +51,9 @@ def test_a_real_outage_commits_once_and_sends_one_alarm_burst():
     a = alarms[0]
     assert a["meter_id"] == b"TEST0001" and a["e0"] == e0 and a["flags"] & F_CLOCK_VALID
     assert (a["start_minute"], a["start_second"]) == start  # 20 ms debounce, same second
-    assert m.lastgasp.state == DOWN and not m.radios and m.asleep
-    assert m.commits_now == 1
+    assert m.lastgasp.state == DOWN and not hold.radios
+    assert m.lastgasp.poll(now_of(rig), 0) == SLEEP  # the shell sleeps, not the core
+    assert hold.commits_now == 1
     assert all(len(p) <= 128 for _, p in rig.uplink.sent)
 
 
@@ -67,7 +77,8 @@ def test_power_back_mid_sequence_resumes_without_counting_twice():
     rig.mains(True)
     rig.ms(300)
     m = rig.meter
-    assert m.lastgasp.state == UP and not m.metering.frozen and m.background and m.radios
+    hold = m.lastgasp.platform
+    assert m.lastgasp.state == UP and not m.metering.frozen and hold.background and hold.radios
     rest = rig.alarms("restored")
     assert len(rest) == 1 and rest[0]["failures"] == 1
     assert rest[0]["sequence_ms"] < 1000
@@ -128,8 +139,7 @@ def test_an_outage_that_outlasts_the_capacitor_is_reported_after_reboot():
     lg = fresh.meter.lastgasp
     lg.restore(saved)
     assert lg.outage_pending()
-    assert lg.boot(fresh.clock.ticks_ms(), 1, fresh.clock.wall_minute(),
-                   fresh.clock.wall_second(), True)
+    assert lg.boot(now_of(fresh), 1)
     rest = fresh.alarms("restored")
     assert len(rest) == 1
     r = rest[0]
@@ -155,25 +165,25 @@ def test_forged_or_truncated_messages_are_rejected_by_the_head_end():
     rig.mains(False)
     rig.ms(50)
     msg = bytearray(rig.uplink.sent[0][1])
-    assert decode(bytes(msg), Hmac(KEY))["type"] == "last_gasp"
+    assert decode_outage(bytes(msg), KEY)["type"] == "last_gasp"
     with pytest.raises(ValueError, match="E_MAC"):
-        decode(bytes(msg), Hmac(b"another key"))
+        decode_outage(bytes(msg), b"another key")
     msg[20] ^= 1
     with pytest.raises(ValueError, match="E_MAC"):
-        decode(bytes(msg), Hmac(KEY))
+        decode_outage(bytes(msg), KEY)
     with pytest.raises(ValueError, match="E_LENGTH"):
-        decode(bytes(msg[:-1]), Hmac(KEY))
+        decode_outage(bytes(msg[:-1]), KEY)
     with pytest.raises(ValueError, match="E_TYPE"):
-        decode(b"\x09" + bytes(msg[1:]), Hmac(KEY))
+        decode_outage(b"\x09" + bytes(msg[1:]), KEY)
 
 
 def test_settings_out_of_range_are_rejected():
-    class Sys:
+    class Platform:
         pass
-    with pytest.raises(ValueError):
-        LastGasp(Sys(), b"TEST0001", Hmac(KEY), None, 4000, debounce_ms=-1)
-    with pytest.raises(ValueError):
-        LastGasp(Sys(), b"SHORT", Hmac(KEY), None, 4000)
+    with pytest.raises(SettingError, match="E_LASTGASP_SETTING"):
+        LastGasp(Platform(), b"TEST0001", Hmac(KEY), None, 4000, debounce_ms=-1)
+    with pytest.raises(SettingError, match="E_METER_ID"):
+        LastGasp(Platform(), b"SHORT", Hmac(KEY), None, 4000)
 
 
 def test_an_outage_across_the_ticks_wrap_still_ends_and_unfreezes():

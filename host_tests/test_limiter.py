@@ -4,6 +4,7 @@ clock fallback, drill shadow and persistence (meter.control.limiter, .breaker, .
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from meter.clock import Now
 from meter.control import status
 from meter.control.breaker import Breaker
 from meter.control.drill import K_LOCKOUT, K_RECLOSE, K_TRIP, REPORT_LEN
@@ -19,6 +20,11 @@ from hosthal.pins import FakeRelay
 
 from headend import parse_drill_report
 from remote_rig import TICKS_PERIOD, Rig, wrapping_clock
+
+
+def at(ms, minute=0, second=0, valid=True):
+    """A meter.clock.Now at monotonic ms (wall minute 0 by default)."""
+    return Now().at(ms, minute, second, valid)
 
 
 def test_current_above_the_limit_for_the_minimum_duration_opens_the_breaker():
@@ -79,7 +85,7 @@ def test_after_the_maximum_re_closes_the_breaker_stays_open_until_a_local_reset(
     assert r.events_of(BREAKER_OPEN)[-1][4] == R_LOCKOUT
     r.tick(0, seconds=3600)
     assert not r.relay.commanded()
-    assert r.limiter.reset(False, *r.now()) == status.OK
+    assert r.limiter.reset(False, r.now()) == status.OK
     assert r.relay.commanded() and r.limiter.recloses == 0
     assert r.events_of(BREAKER_CLOSE)[-1][4] == R_LOCAL_RESET
 
@@ -87,7 +93,7 @@ def test_after_the_maximum_re_closes_the_breaker_stays_open_until_a_local_reset(
 def test_reset_of_a_closed_breaker_is_refused_and_changes_nothing():
     r = Rig()
     before = r.limiter.to_bytes()
-    assert r.limiter.reset(False, *r.now()) == status.E_STATE
+    assert r.limiter.reset(False, r.now()) == status.E_STATE
     assert r.limiter.to_bytes() == before and not r.events_of(BREAKER_CLOSE)
 
 
@@ -107,7 +113,7 @@ def test_every_relay_movement_is_logged_with_a_reason():
     for _ in range(3):
         r.tick(25_000, seconds=5)
         r.tick(0, seconds=11)
-    r.limiter.reset(True, *r.now())
+    r.limiter.reset(True, r.now())
     opens, closes = r.events_of(BREAKER_OPEN), r.events_of(BREAKER_CLOSE)
     assert len(opens) + len(closes) == r.relay.operations == 4
     assert all(e[4] > 0 for e in opens + closes)
@@ -115,8 +121,8 @@ def test_every_relay_movement_is_logged_with_a_reason():
 
 def test_contract_limit_change_applies_at_the_next_tick_and_is_logged():
     r = Rig(contract=60)
-    assert r.limiter.set_contract(25, *r.now()[1:]) == status.E_LIMIT
-    assert r.limiter.set_contract(30, *r.now()[1:]) == status.OK
+    assert r.limiter.set_contract(25, r.now()) == status.E_LIMIT
+    assert r.limiter.set_contract(30, r.now()) == status.OK
     assert r.events_of(CONFIG_CHANGE)[-1][4:] == (71, 30)
     r.tick(0)
     assert r.limiter.active_a == 30
@@ -163,9 +169,9 @@ def test_feedback_is_not_judged_before_the_settle_time():
     relay = FakeRelay(True)
     b = Breaker(relay, ev, settle_ms=200)
     relay.stuck = True
-    b.command(False, 1000)
-    assert not b.check(1100, 0, 0)
-    assert b.check(1200, 0, 0) and ev.count(BREAKER_FAULT) == 1
+    b.command(False, at(1000))
+    assert not b.check(at(1100))
+    assert b.check(at(1200)) and ev.count(BREAKER_FAULT) == 1
 
 
 class DroppingRelay(FakeRelay):
@@ -179,26 +185,26 @@ def test_a_mismatch_long_after_the_last_command_is_a_fault_at_once():
     ev = EventLog(8)
     relay = DroppingRelay(True)
     b = Breaker(relay, ev, settle_ms=200)
-    b.command(False, 1000)
-    b.command(True, 2000)
+    b.command(False, at(1000))
+    b.command(True, at(2000))
     t = 2000
     for _ in range(10):  # the limiter checks every second
         t += 1000
-        assert not b.check(t, 0, 0)
+        assert not b.check(at(t))
     t = (t + (1 << 29) + 5000) & TICKS_MASK  # 6.2 days on: elapsed since the command < 0
     relay.drop()
-    assert b.check(t, 0, 0) and ev.count(BREAKER_FAULT) == 1 and b.alarm
+    assert b.check(at(t)) and ev.count(BREAKER_FAULT) == 1 and b.alarm
 
 
 def test_a_new_command_restarts_the_settle_time():
     ev = EventLog(8)
     relay = FakeRelay(True)
     b = Breaker(relay, ev, settle_ms=200)
-    assert not b.check(0, 0, 0)
-    assert not b.check(1000, 0, 0)
+    assert not b.check(at(0))
+    assert not b.check(at(1000))
     relay.stuck = True
-    b.command(False, 5000)
-    assert not b.check(5100, 0, 0) and b.check(5200, 0, 0)
+    b.command(False, at(5000))
+    assert not b.check(at(5100)) and b.check(at(5200))
 
 
 @given(st.integers(0, 2**40), st.integers(-2**28, 2**28))
@@ -253,7 +259,7 @@ def test_limiter_refuses_a_contract_outside_the_allowed_limits():
 
 def test_drill_on_demand_records_would_be_trips_without_moving_the_relay():
     r = Rig(contract=60, max_recloses=1)
-    assert r.limiter.drill_now(20, 60, r.now()[0]) == status.OK
+    assert r.limiter.drill_now(20, 60, r.now()) == status.OK
     r.tick(25_000, seconds=4)  # would trip at the 4th evaluation
     r.tick(0, seconds=10)  # would re-close
     r.tick(26_000, seconds=4)  # would trip into lock-out
@@ -294,7 +300,7 @@ def test_an_unconfirmed_drill_reservation_never_runs():
 
 def test_drill_on_demand_refuses_bad_limits_and_durations():
     r = Rig()
-    now = r.now()[0]
+    now = r.now()
     assert r.limiter.drill_now(25, 60, now) == status.E_LIMIT
     assert r.limiter.drill_now(20, 0, now) == status.E_DURATION
     assert r.limiter.drill_now(20, 1440 * 60 + 1, now) == status.E_DURATION
@@ -303,7 +309,7 @@ def test_drill_on_demand_refuses_bad_limits_and_durations():
 
 def test_drill_report_survives_a_reboot_as_an_interrupted_session():
     r = Rig()
-    r.limiter.drill_now(10, 600, r.now()[0])
+    r.limiter.drill_now(10, 600, r.now())
     r.tick(20_000, seconds=5)
     assert len(r.limiter.drill.to_bytes()) == REPORT_LEN <= MAX_BLOB
     b = r.reboot()
@@ -351,7 +357,7 @@ def test_an_unknown_line_leaves_the_other_line_in_charge():
 
 def test_an_unknown_current_counts_no_drill_over_time_and_no_would_be_trip():
     r = Rig(contract=60)
-    r.limiter.drill_now(10, 600, r.now()[0])
+    r.limiter.drill_now(10, 600, r.now())
     r.tick(15_000, seconds=3)
     r.tick(-1, -1, seconds=30)
     r.tick(15_000, seconds=3)
@@ -362,7 +368,7 @@ def test_an_unknown_current_counts_no_drill_over_time_and_no_would_be_trip():
 @pytest.mark.parametrize("i_ma", (10**6, 10**9, 10**12))
 def test_a_current_far_above_any_limit_trips_and_is_logged_clamped(i_ma):
     r = Rig(contract=60, max_recloses=0)
-    r.limiter.drill_now(10, 600, r.now()[0])
+    r.limiter.drill_now(10, 600, r.now())
     r.tick(i_ma, seconds=4)
     assert r.limiter.state == S_LOCKED and not r.relay.commanded()
     ev = r.events_of(BREAKER_OPEN)[-1]

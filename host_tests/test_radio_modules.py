@@ -167,8 +167,7 @@ def test_a_provisioned_module_is_authenticated_opened_and_announced():
     dm, slot, log, br = rig()
     m = provisioned("module-A")
     slot.module = m
-    now = dm.now()
-    br.poll(*now, 0)
+    br.poll(dm.now(0))
     assert br.state == ACTIVE and br.link
     assert events(log) == [broute.EV_FITTED, broute.EV_AUTH_OK, broute.EV_LINK_UP]
     assert br.count[broute.ANNOUNCED] == 0  # no group on this module: nothing to send
@@ -179,13 +178,13 @@ def test_a_module_with_the_wrong_key_stays_unused_until_removed():
     dm, slot, log, br = rig()
     rogue = provisioned("module-B", master=b"some other utility")
     slot.module = rogue
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     assert br.state == REJECTED and rogue._ep is None and not rogue._opened
     for t in range(5):
-        assert br.poll(*dm.now(), t) == 0
+        assert br.poll(dm.now(t)) == 0
     assert br.count[broute.AUTH_FAIL] == 1
     slot.module = None
-    br.poll(*dm.now(), 10)
+    br.poll(dm.now(10))
     assert br.state == EMPTY
     assert events(log) == [broute.EV_FITTED, broute.EV_AUTH_FAIL, broute.EV_REMOVED]
 
@@ -193,7 +192,7 @@ def test_a_module_with_the_wrong_key_stays_unused_until_removed():
 def test_a_module_that_cannot_answer_the_challenge_is_rejected():
     dm, slot, log, br = rig()
     slot.module = HostUdpModule(key=None, host="127.0.0.1", port=0)
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     assert br.state == REJECTED
 
 
@@ -258,7 +257,7 @@ def read_hour(module, br, dm, now_minute):
         ef = y.to_bytes(2, "big") + bytes((mo, d, h, mi, 10))
         module.inbox.append(request(0x61, [(0xEF, ef)], tid=2 * read))
         module.inbox.append(request(0x62, [0xEE], tid=2 * read + 1))
-        br.poll(*dm.now(), 1000 * read)
+        br.poll(dm.now(1000 * read))
         (set_res, _), (get_res, _) = module.outbox[-2:]
         assert decode(set_res)["esv"] == 0x71
         ee = decode(get_res)["props"][0][1]
@@ -272,12 +271,12 @@ def test_swap_detects_removal_and_the_new_module_and_loses_no_metering_data():
     dm.advance(1800)
     old = ChannelModule("wisun-old")
     slot.module = old
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     assert br.state == ACTIVE and old.outbox[-1][1] == "group"  # D5 announced
     assert decode(old.outbox[-1][0])["props"] == [(0xD5, b"\x01\x02\x88\x01")]
     # the module is pulled; metering goes on for 40 minutes with nothing fitted
     slot.module = None
-    br.poll(*dm.now(), 1)
+    br.poll(dm.now(1))
     assert br.state == EMPTY and not old.opened
     dm.advance(40 * 60)
     # a new module is fitted: unused until authenticated
@@ -285,7 +284,7 @@ def test_swap_detects_removal_and_the_new_module_and_loses_no_metering_data():
     new.inbox.append(request(0x62, [0xE0]))
     slot.module = new
     dm.advance(30)
-    br.poll(*dm.now(), 2)
+    br.poll(dm.now(2))
     assert br.state == ACTIVE and new.opened
     assert decode(new.outbox[0][0])["esv"] == 0x73  # announced when it came up
     assert decode(new.outbox[1][0])["props"][0][1] == dm.regs.count[0].to_bytes(4, "big")
@@ -305,9 +304,9 @@ def test_swap_detects_removal_and_the_new_module_and_loses_no_metering_data():
 def test_a_different_module_object_in_the_slot_is_a_swap_even_without_a_gap():
     dm, slot, log, br = rig()
     slot.module = ChannelModule("a")
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     slot.module = ChannelModule("b", master=b"wrong")
-    br.poll(*dm.now(), 1)
+    br.poll(dm.now(1))
     assert br.state == REJECTED and br.count[broute.REMOVED] == 1
 
 
@@ -319,7 +318,7 @@ def test_io_errors_of_a_module_are_counted_not_raised():
             raise OSError(5)
 
     slot.module = Broken("x")
-    assert br.poll(*dm.now(), 0) == 0
+    assert br.poll(dm.now(0)) == 0
     assert br.count[broute.IO_ERRORS] >= 1 and br.state == ACTIVE
 
 
@@ -330,21 +329,21 @@ def test_host_udp_module_serves_a_real_socket():
     dm.advance(120)
     m = provisioned("udp-1")
     slot.module = m
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     port = m._ep.sock.getsockname()[1]
     c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     c.settimeout(2)
     try:
         c.sendto(request(0x62, [0xE0, 0xD7]), ("127.0.0.1", port))
         for t in range(200):
-            if br.poll(*dm.now(), t):
+            if br.poll(dm.now(t)):
                 break
         data, _ = c.recvfrom(1500)
         r = decode(data)
         assert r["esv"] == 0x72 and r["props"][1] == (0xD7, b"\x08")
         c.sendto(bytes(600), ("127.0.0.1", port))  # oversize datagram: dropped, counted
         for t in range(200):
-            if br.poll(*dm.now(), t):
+            if br.poll(dm.now(t)):
                 break
         assert dm.service.errors[3] == 1
     finally:
@@ -356,14 +355,14 @@ def test_last_gasp_and_restoration_are_announced_to_the_hems():
     dm, slot, log, br = rig()
     m = ChannelModule("m")
     slot.module = m
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     m.outbox.clear()
     assert br.notify_power(1)  # meter.outage.lastgasp MSG_LAST_GASP
     r = decode(m.outbox[-1][0])
     assert (r["seoj"], r["deoj"], r["esv"]) == (0x028801, 0x0EF001, 0x73)
     assert r["props"] == [(0x80, b"\x31")] and m.outbox[-1][1] == "group"
     m.inbox.append(request(0x62, [0x80]))
-    br.poll(*dm.now(), 1)
+    br.poll(dm.now(1))
     assert decode(m.outbox[-1][0])["props"] == [(0x80, b"\x31")]  # Gets agree
     m.outbox.clear()
     assert br.notify_power(2)  # MSG_RESTORED: status back on, instance list again
@@ -376,5 +375,5 @@ def test_power_notices_without_a_usable_module_only_update_the_status():
     assert not br.notify_power(1)
     assert dm.meter.operating is False
     slot.module = ChannelModule("m", master=b"wrong")
-    br.poll(*dm.now(), 0)
+    br.poll(dm.now(0))
     assert not br.notify_power(2) and dm.meter.operating

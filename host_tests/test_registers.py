@@ -106,3 +106,12 @@ def test_restore_rejects_values_out_of_range_and_keeps_state():
 @given(st.integers(0, MODULO - 1), st.integers(0, MODULO - 1))
 def test_delta_is_the_forward_distance(a, b):
     assert (b + delta(a, b)) % MODULO == a
+
+
+def test_a_rejected_setting_raises_the_one_setting_error_with_its_code():
+    from meter import errors
+
+    with pytest.raises(errors.SettingError) as e:
+        EnergyRegisters(unit=0x05)
+    assert errors.code(e.value) == "E_UNIT"
+    assert SettingError is errors.SettingError

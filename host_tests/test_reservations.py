@@ -4,6 +4,7 @@ time, cancel, overlap rule, fail-safe ends, boot restore (meter.control.reservat
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from meter.clock import Now
 from meter.control import status
 from meter.events import EventLog, RESERVATION
 from meter.storage.persist import KIND_RESERVATIONS, MAX_BLOB
@@ -18,18 +19,23 @@ M = DAY + 600  # 10:00
 S_DUP = status.E_DUPLICATE_ID
 
 
+def at(minute, valid=True, ms=0, second=0):
+    """A meter.clock.Now at a wall minute (second 0, monotonic ms 0 by default)."""
+    return Now().at(ms, minute, second, valid)
+
+
 def table(max_duration_min=1440):
     return ReservationTable(EventLog(64), allowed=ALLOWED, max_duration_min=max_duration_min)
 
 
 def created(t, rid, start, end, limit=20, flags=0, now=M):
-    assert t.create(rid, start, end, limit, flags, now, 0, True) == status.OK
+    assert t.create(rid, start, end, limit, flags, at(now)) == status.OK
     return t.find(rid)
 
 
 def confirmed(t, rid, start, end, limit=20, flags=0, now=M):
     i = created(t, rid, start, end, limit, flags, now)
-    assert t.confirm(rid, t.slot_digest(i), now, 0, True) == status.OK
+    assert t.confirm(rid, t.slot_digest(i), at(now)) == status.OK
     return i
 
 
@@ -45,21 +51,21 @@ def test_create_refuses_out_of_range_arguments_and_changes_nothing():
              ((0, M + 10, M + 20, 20, 0), status.E_RANGE),
              ((1, M + 10, M + 20, 20, 2), status.E_RANGE)]
     for args, code in cases:
-        assert t.create(*args, M, 0, True) == code, args
-    assert t.create(1, M + 10, M + 20, 20, 0, M, 0, False) == status.E_CLOCK
+        assert t.create(*args, at(M)) == code, args
+    assert t.create(1, M + 10, M + 20, 20, 0, at(M, valid=False)) == status.E_CLOCK
     assert t.to_bytes() == before and t.events.n == 0
 
 
 def test_maximum_duration_is_accepted_exactly():
     t = table(max_duration_min=120)
-    assert t.create(1, M + 1, M + 121, 20, 0, M, 0, True) == status.OK
+    assert t.create(1, M + 1, M + 121, 20, 0, at(M)) == status.OK
 
 
 def test_a_live_id_cannot_be_created_twice_but_a_dead_one_is_replaced():
     t = table()
     created(t, 5, M + 10, M + 20)
-    assert t.create(5, M + 30, M + 40, 10, 0, M, 0, True) == status.E_DUPLICATE_ID
-    t.cancel(5, M, 0)
+    assert t.create(5, M + 30, M + 40, 10, 0, at(M)) == status.E_DUPLICATE_ID
+    t.cancel(5, at(M))
     i = created(t, 5, M + 30, M + 40, 10)
     assert t.state[i] == CREATED and t.start[i] == M + 30
     assert sum(1 for j in range(SLOTS) if t.rid[j] == 5 and t.state[j]) == 1
@@ -83,9 +89,9 @@ def test_a_full_table_refuses_and_dead_entries_are_recycled_oldest_first():
     t = table()
     for k in range(SLOTS):
         created(t, k + 1, M + 10 + k, M + 20 + k)
-    assert t.create(99, M + 10, M + 20, 20, 0, M, 0, True) == status.E_FULL
-    t.cancel(3, M, 0)
-    t.cancel(6, M, 0)
+    assert t.create(99, M + 10, M + 20, 20, 0, at(M)) == status.E_FULL
+    t.cancel(3, at(M))
+    t.cancel(6, at(M))
     created(t, 99, M + 10, M + 20)
     assert t.find(3) < 0 and t.find(6) >= 0  # id 3 ended first (end M+22 < M+25)
 
@@ -97,21 +103,21 @@ def test_confirmation_must_quote_the_digest_of_the_record_as_read_back():
     assert rec.digest == record_digest(7, M + 10, M + 70, 30, FLAG_DRILL) == digest(
         7, M + 10, M + 70, 30, FLAG_DRILL)
     wrong = bytes(8)
-    assert t.confirm(7, wrong, M, 0, True) == status.E_DIGEST
-    assert t.confirm(7, rec.digest[:7], M, 0, True) == status.E_DIGEST
-    assert t.confirm(8, rec.digest, M, 0, True) == status.E_UNKNOWN_ID
-    assert t.confirm(7, rec.digest, M, 0, False) == status.E_CLOCK
+    assert t.confirm(7, wrong, at(M)) == status.E_DIGEST
+    assert t.confirm(7, rec.digest[:7], at(M)) == status.E_DIGEST
+    assert t.confirm(8, rec.digest, at(M)) == status.E_UNKNOWN_ID
+    assert t.confirm(7, rec.digest, at(M, valid=False)) == status.E_CLOCK
     assert t.state[i] == CREATED
-    assert t.confirm(7, rec.digest, M, 0, True) == status.OK and t.state[i] == CONFIRMED
-    assert t.confirm(7, rec.digest, M, 0, True) == status.E_STATE
+    assert t.confirm(7, rec.digest, at(M)) == status.OK and t.state[i] == CONFIRMED
+    assert t.confirm(7, rec.digest, at(M)) == status.E_STATE
 
 
 def test_a_confirmation_after_the_start_is_too_late_and_the_reservation_expires():
     t = table()
     i = created(t, 7, M + 1, M + 10)
     d = t.slot_digest(i)
-    assert t.confirm(7, d, M + 1, 0, True) == status.E_TOO_LATE
-    t.evaluate(0, M + 1, 0, True)
+    assert t.confirm(7, d, at(M + 1)) == status.E_TOO_LATE
+    t.evaluate(at(M + 1))
     assert t.state[i] == EXPIRED and t.limit_a == 0
 
 
@@ -284,18 +290,18 @@ def test_only_confirmed_windows_cap_and_every_reservation_is_released_by_its_end
     for op, rid, off, dur, limit, drill in ops:
         if op == "c":
             flags = FLAG_DRILL if drill else 0
-            ok = t.create(rid, now + off, now + off + dur, limit, flags, now, 0, True)
+            ok = t.create(rid, now + off, now + off + dur, limit, flags, at(now))
             if ok == status.OK:
                 model.pop(rid, None)
                 i = t.find(rid)
-                if off % 2 == 0 and t.confirm(rid, t.slot_digest(i), now, 0, True) == 0:
+                if off % 2 == 0 and t.confirm(rid, t.slot_digest(i), at(now)) == 0:
                     model[rid] = (now + off, now + off + dur, limit, drill)
         elif op == "x":
-            if t.cancel(rid, now, 0) == status.OK:
+            if t.cancel(rid, at(now)) == status.OK:
                 model.pop(rid, None)
         else:
             now += off % 4
-        t.evaluate((now - M) * 60_000, now, 0, True)
+        t.evaluate(at(now, ms=(now - M) * 60_000))
         live = [v for v in model.values() if v[0] <= now < v[1]]
         real = [v[2] for v in live if not v[3]]
         drills = [v[2] for v in live if v[3]]

@@ -181,7 +181,7 @@ def test_full_path_hems_frame_through_the_wisun_module_and_the_broute(monkeypatc
 
     def step(k=1):
         for _ in range(k):
-            br.poll(*dm.now(), r.t)
+            br.poll(dm.now(r.t))
             out = r.uart.take()
             if out:
                 r.uart.feed(r.coord.feed(out))
@@ -215,7 +215,7 @@ def test_a_different_dongle_in_the_uart_slot_is_identified_afresh_and_must_authe
 
     def step(k):
         for _ in range(k):
-            br.poll(*dm.now(), r.t)
+            br.poll(dm.now(r.t))
             out = r.uart.take()
             if out:
                 r.uart.feed(r.coord.feed(out))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from meter.storage import journal as J
-from meter.clock import set_clock
+from meter.clock import Now, set_clock
 from meter.events import (EventLog, CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW, JOURNAL_CORRUPT,
                           TAMPER_SEAL, POWER_FAIL)
 from meter.metering.intervals import IntervalCapture, HalfHourHistory, MISSING, MINUTE
@@ -18,7 +18,8 @@ from meter.storage.keyfile import load_key, KeyMissing
 from meter.mac import Hmac
 from meter.metering.samples import Metering, Sample
 from meter.metering.registers import EnergyRegisters, FWD, SettingError
-from meter.storage.store import Store, default_keep, HALF_BLOCKS, COMMIT_MS
+from meter.storage.assembly import build_storage
+from meter.storage.store import Store, keep_map, HALF_BLOCKS, COMMIT_MS
 from paths import ROOT
 from hosthal.clock import VirtualClock
 from hosthal.flash import NorFlash, PowerCut
@@ -30,19 +31,34 @@ SECTORS = 64
 DAY0 = 9_000 * 1440
 
 
+def boot_now(minute):
+    """The clock reading at a boot: wall `minute` (second 0), or an invalid clock (MISSING)."""
+    return Now().at(0, max(minute, 0), 0, minute >= 0)
+
+
 class Meter:
+    """The parts the store persists, built fresh as at a boot, through the storage
+    sub-assembly (the product's record set)."""
+
     def __init__(self, dev, unit=0x02, minute=MISSING):
         self.dev = dev
         self.regs = EnergyRegisters(unit=unit)
         self.cap = IntervalCapture(self.regs)
         self.metering = Metering(self.regs, self.cap)
         self.events = EventLog()
-        self.journal = J.Journal(dev, 0, SECTORS, Hmac(KEY), default_keep())
-        self.store = Store(self.journal, self.regs, self.cap, self.events)
-        self.report = self.store.restore(minute, 0)
+        self.store = build_storage(dev, Hmac(KEY), self.regs, self.cap, self.events)
+        self.journal = self.store.journal
+        self.report = self.store.restore(boot_now(minute))
         self.sample = Sample()
         self.sample.dt_ms = 1000
         self.sample.v_dv = 1005
+        self.now = Now()
+
+    def tick(self, ms, minute, second, valid=True):
+        """One metering second at monotonic `ms` and wall (minute, second): metering, then
+        the store, with one clock reading. Returns the store's on_tick() result."""
+        now = self.now.at(ms, minute, second, valid)
+        return self.store.on_tick(now, self.metering.tick(self.sample, now))
 
     def run(self, start_s, seconds, watts=1500, step=1):
         s = self.sample
@@ -52,8 +68,7 @@ class Meter:
         s.p_w = watts
         last = None
         for t in range(start_s, start_s + seconds, step):
-            bits = self.metering.tick(s, t // 60, t % 60, True)
-            last = self.store.on_tick(t * 1000, bits)
+            last = self.tick(t * 1000, t // 60, t % 60)
             self.store.compact_step()
         return last
 
@@ -126,12 +141,13 @@ def test_registers_are_committed_every_minute_while_the_clock_is_set_back():
     m.run(t0, 600)
     c0 = m.store.commits
     # the wall clock is set back 20 minutes: no boundary is processed for 20 minutes
-    s = m.sample
+    now = m.now
     for i in range(1200):
         wall = t0 + 600 - 1200 + i
-        bits = m.metering.tick(s, wall // 60, wall % 60, True)
+        now.at((t0 + 600 + i) * 1000, wall // 60, wall % 60, True)
+        bits = m.metering.tick(m.sample, now)
         assert not bits & MINUTE
-        m.store.on_tick((t0 + 600 + i) * 1000, bits)
+        m.store.on_tick(now, bits)
     assert m.store.commits - c0 == 1200 * 1000 // COMMIT_MS
 
 
@@ -147,8 +163,7 @@ def test_history_of_100_days_is_served_from_flash_with_bounded_ram():
         s.dt_ms = 60_000
         s.e_fwd = 60_000 + k * 7
         s.e_rev = k % 3 * 1000
-        bits = m.metering.tick(s, minute, 0, True)
-        m.store.on_tick(minute * 60_000, bits)
+        m.tick(minute * 60_000, minute, 0)
         m.store.compact_step()
         i = m.cap.half.slot(minute)
         truth[minute] = (m.cap.half.fwd[i], m.cap.half.rev[i])
@@ -260,16 +275,17 @@ def test_store_half_ring_smaller_than_a_block_keeps_flash_entries():
     regs = EnergyRegisters()
     cap = IntervalCapture(regs, half=HalfHourHistory(days=1))
     cap.half.entries = 10  # a tiny RAM window (entries < one flash block)
-    j = J.Journal(dev, 0, SECTORS, Hmac(KEY), default_keep())
+    j = J.Journal(dev, 0, SECTORS, Hmac(KEY), keep_map())
     st = Store(j, regs, cap, EventLog())
     st.restore()
     met = Metering(regs, cap)
     s = Sample()
     s.dt_ms = 60_000
     s.e_fwd = 50_000
+    now = Now()
     for k in range(24):
-        bits = met.tick(s, DAY0 + 30 * k, 0, True)
-        st.on_tick((DAY0 + 30 * k) * 60_000, bits)
+        now.at((DAY0 + 30 * k) * 60_000, DAY0 + 30 * k, 0, True)
+        st.on_tick(now, met.tick(s, now))
     assert all(st.history(DAY0 + 30 * k) != MISSING for k in range(24))
 
 
@@ -369,9 +385,8 @@ def test_last_gasp_state_is_saved_without_erase_and_restored():
 def test_a_full_journal_delays_commits_until_compaction_made_room_and_boot_survives():
     m = Meter(NorFlash(SECTORS))
     t0 = DAY0 * 60
-    s = m.sample
     for t in range(t0, t0 + 8 * 3600):  # no compaction at all: the journal fills up
-        m.store.on_tick(t * 1000, m.metering.tick(s, t // 60, t % 60, True))
+        m.tick(t * 1000, t // 60, t % 60)
     assert m.store.full_errors > 0
     m.store.commit_now()  # the Last Gasp still lands
     b = m.reboot(DAY0 + 200)
@@ -379,4 +394,4 @@ def test_a_full_journal_delays_commits_until_compaction_made_room_and_boot_survi
     while b.store.compact_step():
         pass
     t = t0 + 8 * 3600
-    assert b.store.on_tick(t * 1000, b.metering.tick(s, t // 60, t % 60, True)) >= 0
+    assert b.tick(t * 1000, t // 60, t % 60) >= 0

@@ -59,14 +59,14 @@ def run_mpy_scripts(pattern, mpy_dir):
 def days_per_second(days):
     for sub in ("board/cpython", "firmware", "board", "host_tests"):
         sys.path.insert(0, os.path.join(ROOT, sub))
-    from meter.app import Meter
+    from meter.assembly import build_meter
     from meter.metering.frontends.simulated import SimulatedHousehold
     from hosthal.board import HostHal
     from hosthal.clock import VirtualClock
 
     clock = VirtualClock(wall_s=9_000 * 86_400)
-    meter = Meter(HostHal(clock, SimulatedHousehold(clock, seed=3)))
-    meter.start()
+    meter = build_meter(HostHal(clock, SimulatedHousehold(clock, seed=3)))
+    meter.boot()
     n = days * 86_400
     t0 = time.perf_counter()
     for _ in range(n):

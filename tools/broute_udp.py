@@ -4,7 +4,7 @@ module and a non-blocking server that tools/sim.py polls once per loop iteration
     from broute_udp import BrouteUdpServer
     server = BrouteUdpServer(service, host="127.0.0.2", port=3610)
     ...
-    server.poll(minute, second, valid, now_ms)   # each loop iteration; never blocks
+    server.poll(now)   # each loop iteration (now: meter.clock.Now); never blocks
     ...
     server.close()
 
@@ -85,23 +85,22 @@ class BrouteUdpServer:
     def detect(self):
         return self.module if self.module.present() else None
 
-    def poll(self, minute, second, valid, now_ms=None):
-        """Handle pending requests; returns the number of frames handled."""
-        if now_ms is None:
-            now_ms = int(time.monotonic() * 1000) & 0x3FFFFFFF
-        return self.broute.poll(minute, second, valid, now_ms)
+    def poll(self, now):
+        """Handle pending requests at `now` (meter.clock.Now; its monotonic ms is replaced
+        by this host's); returns the number of frames handled."""
+        now.ms = int(time.monotonic() * 1000) & 0x3FFFFFFF
+        return self.broute.poll(now)
 
     def serve_in_thread(self, now, lock=None, interval=0.005):
-        """Poll from a background thread; now() -> (minute, second, valid)."""
+        """Poll from a background thread; now() -> meter.clock.Now of the meter's clock."""
         lock = lock or threading.Lock()
         with lock:  # first poll here: the module is authenticated and bound on return
-            self.poll(*now())
+            self.poll(now())
 
         def run():
             while not self._stop.is_set():
                 with lock:
-                    minute, second, valid = now()
-                    self.poll(minute, second, valid)
+                    self.poll(now())
                 time.sleep(interval)
 
         self._thread = threading.Thread(target=run, daemon=True)

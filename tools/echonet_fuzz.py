@@ -118,7 +118,7 @@ def run(count, seed=1):
     for i, frame in enumerate(frames(rng, count)):
         n = min(len(frame), len(rx))
         rx[:n] = frame[:n]
-        r = svc.handle(rx, len(frame), dm.minute, dm.second, True, i)
+        r = svc.handle(rx, len(frame), dm.now(i))
         if r:
             replies += 1
             assert r <= len(svc.tx.buf)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Head-end side of remote current control: build signed commands, verify and parse responses.
 
-The byte layouts are documented in firmware/meter/command.py; this module encodes them
-independently with CPython's struct and hmac (the meter uses meter.mac), so a test that
-pairs the two checks both ends. Library use:
+The byte layouts are documented in firmware/meter/control/command.py; this module encodes
+them independently with CPython's struct and hmac (the meter uses meter.mac), with its own
+named offsets below (it imports only the firmware's codes, never its layouts), so a test
+that pairs the two checks both ends. Library use:
 
     he = HeadEnd(meter_id=b"SIM00001", key=b"...", counter=41)
     req = he.create(rid=7, start=m + 60, end=m + 180, limit=20, expiry=m + 5)
@@ -51,6 +52,28 @@ DrillReport = namedtuple("DrillReport", "running source start_min start_s end_mi
                          "low_a trips max_ma over_s records")
 
 
+# The wire format as the head-end reads it (written from the documented layout).
+REQ_HEAD_FMT = ">BB8sIiB"  # version, code, meter id, counter, expiry, argument length
+RESP_HEAD_FMT = ">BB8sI8sBB"  # version, code, meter id, counter, request tag, status, n
+RESP_HEAD = 24  # response data start here ...
+MAC_LEN = 32  # ... and the HMAC-SHA256 follows them
+TAG_LEN = 8  # a response's request tag: the first 8 bytes of the request's HMAC
+RECORD_FMT = ">HiiBBB"  # reservation record: id, start, end, limit, flags, state ...
+RECORD_DIGEST = 13  # ... then its 8-byte digest at this offset
+RECORD_LEN = 21
+DIGEST_LEN = 8
+DIGEST_TAG = b"RSV1"
+DIGEST_FIELDS_FMT = ">HiiBB"  # what the digest covers: id, start, end, limit, flags
+FLAG_DRILL = 1  # reservation flags bit0: a drill reservation
+AUDIT_FMT = ">IIiBBBH"  # audit entry: seq, counter, minute, second, code, status, arg
+AUDIT_LEN = 17
+STATUS_FMT = ">BBHBBBB"  # contract, active A, active id, breaker, re-closes, flags, unsaved
+DRILL_HEAD_FMT = ">BBHiBiBBHIIB"  # drill report head (see DrillReport) ...
+DRILL_RECORDS = 26  # ... its records start here ...
+DRILL_RECORD_LEN = 11  # ... each this long
+DRILL_RECORD_FMT = ">BiBIB"  # kind, minute, second, current mA, limit A
+DRILL_RUNNING = 1  # drill report flags bit0
+
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
 DEFAULT_EXPIRY_MIN = 10  # CLI: a request expires this many minutes after it is built
 
@@ -70,8 +93,8 @@ def wall_minute(utc=None):
 
 def record_digest(rid, start, end, limit, flags):
     """The meter's reservation digest, computed independently from the read-back values."""
-    return hashlib.sha256(b"RSV1" + struct.pack(">HiiBB", rid, start, end, limit,
-                                                flags)).digest()[:8]
+    return hashlib.sha256(DIGEST_TAG + struct.pack(DIGEST_FIELDS_FMT, rid, start, end, limit,
+                                                   flags)).digest()[:DIGEST_LEN]
 
 
 class HeadEnd:
@@ -88,15 +111,15 @@ class HeadEnd:
         if counter is None:
             self.counter += 1
             counter = self.counter
-        body = struct.pack(">BB8sIiB", C.VERSION, code, self.meter_id, counter, expiry,
+        body = struct.pack(REQ_HEAD_FMT, C.VERSION, code, self.meter_id, counter, expiry,
                            len(args)) + args
         mac = hmac.new(self.key, body, hashlib.sha256).digest()
-        self.sent[counter] = mac[:8]
+        self.sent[counter] = mac[:TAG_LEN]
         return body + mac
 
     def create(self, rid, start, end, limit, expiry, drill=False):
         return self.build(C.CMD_CREATE, struct.pack(">HiiBB", rid, start, end, limit,
-                                                    1 if drill else 0), expiry)
+                                                    FLAG_DRILL if drill else 0), expiry)
 
     def confirm(self, rid, digest, expiry):
         return self.build(C.CMD_CONFIRM, struct.pack(">H8s", rid, digest), expiry)
@@ -130,47 +153,53 @@ class HeadEnd:
 
     def parse(self, resp, check_tag=True):
         """Verify a response's HMAC, meter id and request binding; return a Response."""
-        if len(resp) < 24 + 32:
+        if len(resp) < RESP_HEAD + MAC_LEN:
             raise ResponseError("short response")
-        ver, code, meter_id, counter, tag, st, n = struct.unpack_from(">BB8sI8sBB", resp, 0)
-        if ver != C.VERSION or len(resp) != 24 + n + 32:
+        ver, code, meter_id, counter, tag, st, n = struct.unpack_from(RESP_HEAD_FMT, resp, 0)
+        end = RESP_HEAD + n  # the HMAC starts here
+        if ver != C.VERSION or len(resp) != end + MAC_LEN:
             raise ResponseError("bad length or version")
-        if not hmac.compare_digest(hmac.new(self.key, resp[:24 + n], hashlib.sha256).digest(),
-                                   resp[24 + n:]):
+        if not hmac.compare_digest(hmac.new(self.key, resp[:end], hashlib.sha256).digest(),
+                                   resp[end:]):
             raise ResponseError("bad response MAC")
         if meter_id != self.meter_id:
             raise ResponseError("response from another meter")
         if check_tag and self.sent.get(counter) != tag:
             raise ResponseError("response not bound to a request we sent")
-        return Response(code, meter_id, counter, tag, st, bytes(resp[24:24 + n]))
+        return Response(code, meter_id, counter, tag, st, bytes(resp[RESP_HEAD:end]))
 
 
 def parse_record(data, off=0):
-    rid, start, end, limit, flags, state = struct.unpack_from(">HiiBBB", data, off)
-    return Record(rid, start, end, limit, flags, state, bytes(data[off + 13:off + 21]))
+    rid, start, end, limit, flags, state = struct.unpack_from(RECORD_FMT, data, off)
+    d = off + RECORD_DIGEST
+    return Record(rid, start, end, limit, flags, state, bytes(data[d:d + DIGEST_LEN]))
 
 
 def parse_records(data):
-    if len(data) % 21:
+    if len(data) % RECORD_LEN:
         raise ResponseError("record list length")
-    return [parse_record(data, k) for k in range(0, len(data), 21)]
+    return [parse_record(data, k) for k in range(0, len(data), RECORD_LEN)]
 
 
 def parse_audit(data):
-    if len(data) % 17:
+    if len(data) % AUDIT_LEN:
         raise ResponseError("audit length")
-    return [AuditEntry(*struct.unpack_from(">IIiBBBH", data, k)) for k in range(0, len(data), 17)]
+    return [AuditEntry(*struct.unpack_from(AUDIT_FMT, data, k))
+            for k in range(0, len(data), AUDIT_LEN)]
 
 
 def parse_status(data):
-    return Status(*struct.unpack(">BBHBBBB", data))
+    return Status(*struct.unpack(STATUS_FMT, data))
 
 
 def parse_drill_report(data):
-    h = struct.unpack_from(">BBHiBiBBHIIB", data, 0)
-    recs = [DrillTrip(*struct.unpack_from(">BiBIB", data, 26 + 11 * k)) for k in range(h[11])]
-    return DrillReport(bool(h[1] & 1), h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9], h[10],
-                       recs)
+    (_, flags, source, start_min, start_s, end_min, end_s, low_a, trips, max_ma, over_s,
+     n) = struct.unpack_from(DRILL_HEAD_FMT, data, 0)
+    recs = [DrillTrip(*struct.unpack_from(DRILL_RECORD_FMT, data,
+                                          DRILL_RECORDS + DRILL_RECORD_LEN * k))
+            for k in range(n)]
+    return DrillReport(bool(flags & DRILL_RUNNING), source, start_min, start_s, end_min, end_s,
+                       low_a, trips, max_ma, over_s, recs)
 
 
 def describe(resp):
@@ -184,7 +213,7 @@ def describe(resp):
         for r in parse_records(resp.data):
             out += "\n  id %d [%d, %d) %d A %s%s digest %s" % (
                 r.rid, r.start, r.end, r.limit, STATE_NAMES[r.state],
-                " drill" if r.flags & 1 else "", r.digest.hex())
+                " drill" if r.flags & FLAG_DRILL else "", r.digest.hex())
     elif resp.code == C.CMD_AUDIT:
         for e in parse_audit(resp.data):
             out += "\n  #%d ctr %d %d:%02d %s -> %s arg %d" % (

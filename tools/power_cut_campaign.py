@@ -29,23 +29,22 @@ import sys
 import time
 
 if __name__ == "__main__":
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for _sub in ("board/cpython", "firmware", "board", "host_tests"):
-        sys.path.insert(0, os.path.join(_root, _sub))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from meter.storage import journal as J  # noqa: E402
-from meter.clock import set_clock  # noqa: E402
-from meter.events import EventLog  # noqa: E402
-from meter.metering.intervals import (IntervalCapture, CAPTURED, FIVE, HALF_HOUR,  # noqa: E402
-                             MISSING, RING_MINUTES)
-from meter.mac import Hmac  # noqa: E402
-from meter.metering.samples import Metering, Sample  # noqa: E402
-from meter.metering.registers import EnergyRegisters, FWD, REV, LAG, LEAD  # noqa: E402
-from meter.storage.store import Store, default_keep  # noqa: E402
+import hostpaths  # noqa: E402,F401  (firmware, host HAL, CPython shim)
+from headend import HeadEnd  # noqa: E402
+from hosthal.board import HostHal  # noqa: E402
 from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.flash import NorFlash, PowerCut  # noqa: E402
+from hosthal.pins import FakeRelay, ScriptedPowerGood  # noqa: E402
+from hosthal.uplink import FakeUplink  # noqa: E402
+from meter.assembly import build_meter  # noqa: E402
+from meter.hal import MetrologySource  # noqa: E402
+from meter.metering.intervals import CAPTURED, FIVE, HALF_HOUR, MISSING, RING_MINUTES  # noqa: E402
+from meter.metering.registers import FWD, REV, LAG, LEAD  # noqa: E402
 
 KEY = bytes(range(32))  # a test key: the campaign must be reproducible
+METER_ID = b"CUT00001"
 SECTORS = 64  # default journal partition: 256 KB
 DAY0 = 9_500 * 1440  # a midnight, in wall minutes since 2000
 PEAK_W = 6_000
@@ -69,17 +68,42 @@ class RecordingFlash(NorFlash):
         super().erase_sector(sector)
 
 
-class Meter:
-    """The parts the store persists, built fresh as at a boot."""
+class ProfileSource(MetrologySource):
+    """The campaign's deterministic load: one sample of TICK_S seconds per poll, the
+    energy of _energy(t) for the t-th poll (t is set by the scenario)."""
 
-    def __init__(self, dev, minute=MISSING, second=0):
-        self.regs = EnergyRegisters(unit=0x02, coefficient=1)
-        self.cap = IntervalCapture(self.regs)
-        self.metering = Metering(self.regs, self.cap)
-        self.events = EventLog()
-        self.journal = J.Journal(dev, 0, SECTORS, Hmac(KEY), default_keep())
-        self.store = Store(self.journal, self.regs, self.cap, self.events)
-        self.report = self.store.restore(minute, second)
+    def __init__(self):
+        self.t = 0
+        self.on = True
+
+    def poll(self, s, now_ms):
+        if not self.on:
+            return False
+        e_fwd, e_rev, q_lag = _energy(self.t)
+        s.clear()
+        s.dt_ms = TICK_S * 1000
+        s.e_fwd, s.e_rev, s.q_lag = e_fwd, e_rev, q_lag
+        s.p_w = (e_fwd - e_rev) // TICK_S
+        s.i_ma = s.p_w * 10_000 // 1010 if s.p_w > 0 else 0
+        s.v_dv = 1010
+        return True
+
+
+class Config:
+    METER_ID = METER_ID
+    LASTGASP = {"debounce_ms": 20}
+
+
+def boot(dev, clock=None, source=None, pg=None, relay=None):
+    """The product's meter (meter.assembly.build_meter) booted from `dev`: every record type
+    the firmware writes is in play. Without a clock, the wall clock is invalid (a meter that
+    restarts without a time source)."""
+    hal = HostHal(clock or VirtualClock(), source or ProfileSource(),
+                  power_good=pg or ScriptedPowerGood(1), uplink=FakeUplink(),
+                  relay=relay or FakeRelay(closed=True), flash=dev)
+    m = build_meter(hal, Config(), key=KEY)
+    m.boot()
+    return m
 
 
 def regs_state(regs):
@@ -92,7 +116,7 @@ class Checkpoint:
         self.op_end = op_end  # operations issued when the commit returned
         self.regs = regs_state(meter.regs)
         self.total = meter.regs.total_joules(FWD)
-        self.hw = meter.cap.high_water
+        self.hw = meter.capture.high_water
 
 
 class Trace:
@@ -123,61 +147,73 @@ def run_scenario(minutes=1440 + 120):
     tr = Trace()
     tr.ops = dev.ops
     clock = VirtualClock((DAY0 - 10) * 60)
-    m = Meter(dev, clock.wall_minute(), clock.wall_second())
-    sample = Sample()
-    sample.dt_ms = TICK_S * 1000
-    sample.v_dv = 1010
+    src = ProfileSource()
+    pg = ScriptedPowerGood(1)
+    relay = FakeRelay(closed=True)
+    m = boot(dev, clock, src, pg, relay)
+    he = HeadEnd(METER_ID, KEY, 0)
 
-    def commit(fn, *args):
-        start = len(dev.ops)
-        fn(*args)
+    def checkpoint(start):
         tr.checkpoints.append(Checkpoint(len(dev.ops), m))
         tr.groups.append((start, len(dev.ops), len(tr.checkpoints) - 1))
 
-    commit(m.store.commit_minute)  # first state on a new meter
+    start = len(dev.ops)
+    m.store.commit_minute()  # first state on a new meter
+    checkpoint(start)
     t = 0
     jumps = {6 * 120: 2 * 3600, 12 * 120: -20 * 60, 18 * 120: 7 * 60 + 1}
+    # signed commands: the control records (audit entries, counter, limiter, reservations)
+    commands = {2 * 120: lambda e: he.contract(50, e), 3 * 120: lambda e: he.contract(60, e),
+                8 * 120: lambda e: he.create(1, DAY0 + 600, DAY0 + 660, 30, e)}
     while clock.wall_minute() < DAY0 - 10 + minutes:
         if t in jumps:
             wm, ws = divmod(clock.wall_seconds() + jumps[t], 60)
             start = len(dev.ops)
-            set_clock(clock, m.events, m.store, wm, ws)
-            tr.checkpoints.append(Checkpoint(len(dev.ops), m))
-            tr.groups.append((start, len(dev.ops), len(tr.checkpoints) - 1))
+            m.set_clock(wm, ws)
+            checkpoint(start)
+        if t in commands:
+            he.parse(m.command(commands[t](clock.wall_minute() + 5)))
         if t == 20 * 120 or t == 22 * 120:
-            # Outage: at 20 h with a Last Gasp commit, at 22 h without. The meter reboots
-            # from the flash as it is; the registers carry on from what was restored.
+            # Outage: at 20 h with the Last Gasp sequence (its commit, its state record), at
+            # 22 h without. The meter reboots from the flash as it is; the registers carry
+            # on from what was restored.
             if t == 20 * 120:
-                m.metering.frozen = True
-                commit(m.store.commit_now)
+                start = len(dev.ops)
+                pg.set(0)
+                src.on = False
+                for _ in range(100):  # 0.5 s of the power path: debounce, commit, alarm
+                    m.power_poll()
+                    clock.advance(5)
+                checkpoint(start)
+                pg.set(1)
+                src.on = True
             before = m.regs.total_joules(FWD)
-            m = Meter(dev, clock.wall_minute(), clock.wall_second())
+            m = boot(dev, clock, src, pg, relay)
             after = m.regs.total_joules(FWD)
             assert after <= before and before - after <= LOSS_BOUND_J, (before, after)
             if t == 20 * 120:
                 assert after == before, "Last Gasp commit lost energy"
             tr.checkpoints.append(Checkpoint(len(dev.ops), m))
-        e_fwd, e_rev, q_lag = _energy(t)
-        sample.e_fwd, sample.e_rev, sample.q_lag = e_fwd, e_rev, q_lag
-        sample.p_w = (e_fwd - e_rev) // TICK_S
-        wm, ws = clock.wall_minute(), clock.wall_second()
-        bits = m.metering.tick(sample, wm, ws, True)
-        tr.truth_total.append((len(dev.ops), m.regs.total_joules(FWD)))
+        src.t = t
+        start = len(dev.ops)
+        commits = m.store.commits
+        bits = m.step()
+        wm = clock.wall_minute()
+        tr.truth_total.append((start, m.regs.total_joules(FWD)))  # before the commit
+        cap = m.capture
         if bits & CAPTURED:
-            s = m.cap.ring.slot(wm)
-            tr.minute[wm] = (m.cap.ring.fwd[s], m.cap.ring.rev[s])
+            s = cap.ring.slot(wm)
+            tr.minute[wm] = (cap.ring.fwd[s], cap.ring.rev[s])
         if bits & FIVE:
-            c = m.cap.five
+            c = cap.five
             s = c.slot(wm)
             tr.five[wm] = (c.fwd[s], c.rev[s], c.lag[s], c.lead[s], c.volt[s])
         if bits & HALF_HOUR:
-            s = m.cap.half.slot(wm)
-            tr.half[wm] = (m.cap.half.fwd[s], m.cap.half.rev[s])
-        start = len(dev.ops)
-        if m.store.on_tick(clock.ticks_ms(), bits) >= 0:
-            tr.checkpoints.append(Checkpoint(len(dev.ops), m))
-            tr.groups.append((start, len(dev.ops), len(tr.checkpoints) - 1))
-        m.store.compact_step()
+            s = cap.half.slot(wm)
+            tr.half[wm] = (cap.half.fwd[s], cap.half.rev[s])
+        if m.store.commits != commits:
+            checkpoint(start)
+        m.idle()
         clock.advance(TICK_S * 1000)
         t += 1
     tr.final_checkpoint = len(tr.checkpoints) - 1
@@ -234,7 +270,7 @@ def check_cut(tr, image, op, k, run_on=True):
     dev.disarm()
     fails = []
     try:
-        m = Meter(dev)
+        m = boot(dev)
     except Exception as e:  # noqa: BLE001 - a campaign reports, it does not stop
         return ["boot raised %r" % (e,)]
     ci = _checkpoint_index(tr, op)
@@ -254,8 +290,8 @@ def check_cut(tr, image, op, k, run_on=True):
             fails.append("lost %d J > bound" % (measured - m.regs.total_joules(FWD)))
         if m.regs.total_joules(FWD) > measured:
             fails.append("registers ahead of measurement")
-    if m.report.tamper:
-        fails.append("seal chain broken: %r" % (m.report,))
+    if m.mount_report.tamper:
+        fails.append("seal chain broken: %r" % (m.mount_report,))
     fails += check_intervals(tr, m, allowed[0].hw if allowed else MISSING)
     if run_on and not fails:
         fails += _run_on(dev, m)
@@ -277,8 +313,8 @@ def check_intervals(tr, m, durable_hw):
     """Restored ring/five/half/history equal the measured values; nothing committed is
     missing, nothing is invented."""
     fails = []
-    hw = m.cap.high_water
-    ring, five, half = m.cap.ring, m.cap.five, m.cap.half
+    hw = m.capture.high_water
+    ring, five, half = m.capture.ring, m.capture.five, m.capture.half
     for s in range(RING_MINUTES):
         b = ring.stamp[s]
         if b >= 0 and tr.minute.get(b) != (ring.fwd[s], ring.rev[s]):
@@ -310,19 +346,18 @@ def check_intervals(tr, m, durable_hw):
 def _run_on(dev, m):
     """The firmware runs on after the reboot: meter, commit, compact, reboot, compare."""
     try:
-        s = Sample()
-        s.dt_ms = TICK_S * 1000
-        s.e_fwd = 1000 * TICK_S
-        wm = max(m.cap.high_water, DAY0) + 1
+        clock = m.clock
+        clock.set_wall(max(m.capture.high_water, DAY0) + 1, 0)
         for i in range(4):
-            m.metering.tick(s, wm + i // 2, (i % 2) * TICK_S, True)
+            m.step()
             m.store.commit_minute()
-            m.store.compact_step()
+            m.idle()
+            clock.advance(TICK_S * 1000)
         want = regs_state(m.regs)
-        m2 = Meter(dev)
+        m2 = boot(dev)
         if regs_state(m2.regs) != want:
             return ["after run-on reboot registers %r != %r" % (regs_state(m2.regs), want)]
-        if m2.report.tamper:
+        if m2.mount_report.tamper:
             return ["after run-on reboot seal chain broken"]
     except Exception as e:  # noqa: BLE001
         return ["run-on raised %r" % (e,)]

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for sub in ("board/cpython", "firmware", "board", "host_tests"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
-from meter.app import Meter  # noqa: E402
+from meter.assembly import build_meter  # noqa: E402
 from meter.metering.frontends.simulated import SimulatedHousehold  # noqa: E402
 from meter.metering.samples import REJECTED  # noqa: E402
 from meter.metering.registers import FWD, REV, UNIT_DWH, delta  # noqa: E402
@@ -104,7 +104,7 @@ class Simulation:
         if not args.no_flash:
             hal.flash = FileNorFlash(args.flash, sectors=args.sectors, blank=args.fresh)
             key = host_key(args.key)
-        self.meter = Meter(hal, SimConfig(args), key=key)
+        self.meter = build_meter(hal, SimConfig(args), key=key)
         self.args = args
         self.stop = False
         self.seconds = 0
@@ -117,12 +117,18 @@ class Simulation:
     def run(self):
         a = self.args
         m = self.meter
-        m.restore()
-        resumed = m.capture.high_water >= 0
-        if resumed and self.clock.wall_minute() <= m.capture.high_water and not a.start:
-            # the virtual clock ran ahead of real time before: continue from where it was
-            self.clock.set_wall(m.capture.high_water + 1, 0)
-        m.start()
+        resumed = False
+
+        def continue_clock(meter):
+            # the simulation's time source: after the restore, a virtual clock that ran
+            # ahead of real time before continues from where it was
+            nonlocal resumed
+            hw = meter.capture.high_water
+            resumed = hw >= 0
+            if resumed and self.clock.wall_minute() <= hw and not a.start:
+                self.clock.set_wall(hw + 1, 0)
+
+        m.boot(set_clock=continue_clock)
         if m.store is not None:
             rep = m.mount_report
             print("flash %s: %s, %d records, %d corrupt, seal chain %s" % (
@@ -161,11 +167,8 @@ class Simulation:
                     time.sleep(min(ahead, 0.01))  # keep answering B-route requests
                     m.serve()
                     ahead = t0 + self.seconds * pace - time.monotonic()
-        if m.store is not None:
-            m.commit_now()  # an orderly power-down commits like the Last Gasp
+        m.power_down()  # an orderly power-down commits like the Last Gasp, radios off
         self.summary(time.monotonic() - t0)
-        if m.broute is not None:
-            m.radios_off()
 
     def print_minute(self):
         m = self.meter

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for sub in ("board/cpython", "firmware", "board", "host_tests"):
     sys.path.insert(0, os.path.join(ROOT, sub))
 
-from meter.app import Meter  # noqa: E402
+from meter.assembly import build_meter  # noqa: E402
 from meter.metering.frontends.simulated import SimulatedHousehold  # noqa: E402
 from meter.metering.registers import FWD  # noqa: E402
 from hosthal.board import HostHal  # noqa: E402
@@ -76,9 +76,9 @@ class Soak:
     def boot(self):
         hal = HostHal(self.clock, self.front, power_good=self.pg, uplink=self.uplink,
                       flash=self.flash)
-        self.meter = Meter(hal, Config(), key=KEY)
+        self.meter = build_meter(hal, Config(), key=KEY)
         before = getattr(self, "last_total", 0)
-        self.meter.start()
+        self.meter.boot()
         rep = self.meter.mount_report
         if rep is not None and (not rep.chain_ok() or rep.corrupt):
             self.problems.append("mount at reboot %d: %r" % (self.reboots, rep))

@@ -1,11 +1,12 @@
 """Flash wear of the journal: sector erase rate and projected lifetime at 100k cycles.
 
-Runs the default store policy (a commit every minute: registers + minute block, a 5-minute
-block every 5 minutes, a half-hour block every 30 minutes; compaction in idle) on the
-default partition. The journal is first brought to its largest live set (102 days of
-half-hour history, a full 5-minute day, a full event log) so that compaction carries as
-much as it ever will, then metered minute by minute for --days days while erases are
-counted per sector.
+Runs the product's own meter (meter.assembly.build_meter, with a relay: every record type
+the firmware writes) under its store policy (a commit every minute: registers + minute block,
+a 5-minute block every 5 minutes, a half-hour block every 30 minutes; compaction in idle) on
+the default partition. The journal is first brought to its largest live set (102 days of
+half-hour history, a full 5-minute day, a full event log, a full command audit log, the
+limiter, counter and reservation records) so that compaction carries as much as it ever
+will, then metered minute by minute for --days days while erases are counted per sector.
 
 Usage: python tools/wear.py [--sectors 64] [--days 2] [--cycles 100000]
 """
@@ -15,50 +16,67 @@ import sys
 import time
 
 if __name__ == "__main__":
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for _sub in ("board/cpython", "firmware", "board", "host_tests"):
-        sys.path.insert(0, os.path.join(_root, _sub))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from meter.storage import journal as J  # noqa: E402
-from meter.events import EventLog, POWER_FAIL  # noqa: E402
-from meter.metering.intervals import IntervalCapture  # noqa: E402
-from meter.mac import Hmac  # noqa: E402
-from meter.metering.samples import Metering, Sample  # noqa: E402
-from meter.metering.registers import EnergyRegisters  # noqa: E402
-from meter.storage.store import Store, default_keep  # noqa: E402
+import hostpaths  # noqa: E402,F401  (firmware, host HAL, CPython shim)
+from headend import HeadEnd  # noqa: E402
+from hosthal.board import HostHal  # noqa: E402
+from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.flash import NorFlash  # noqa: E402
+from hosthal.loads import ConstantLoad  # noqa: E402
+from hosthal.pins import FakeRelay  # noqa: E402
+from meter.assembly import build_meter  # noqa: E402
+from meter.events import POWER_FAIL  # noqa: E402
 
 DAY0 = 9_000 * 1440
+KEY = b"w" * 32
+
+
+class Config:
+    METER_ID = b"WEAR0001"
+
+
+def product_meter(sectors):
+    """The product's composition (meter.assembly) on a fresh flash, with a relay, so the
+    journal holds every record type the firmware writes (registers, series, events, clock,
+    limiter, reservations, command counter, audit log, Last Gasp state)."""
+    dev = NorFlash(sectors)
+    clock = VirtualClock(wall_s=(DAY0 - 103 * 1440) * 60)
+    load = ConstantLoad(1500)
+    m = build_meter(HostHal(clock, load, relay=FakeRelay(closed=True), flash=dev), Config(),
+                    key=KEY)
+    m.boot()
+    return m, dev, clock
+
+
+def at_minute(m, clock, minute):
+    """One metering second at minute:00 (monotonic time moves on a minute per call)."""
+    clock.advance(60_000)
+    clock.set_wall(minute, 0)
+    m.step()
+    m.idle()
 
 
 def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
-    dev = NorFlash(sectors)
-    regs = EnergyRegisters()
-    cap = IntervalCapture(regs)
-    met = Metering(regs, cap)
-    ev = EventLog()
-    j = J.Journal(dev, 0, sectors, Hmac(b"w" * 32), default_keep())
-    st = Store(j, regs, cap, ev)
-    st.restore()
-    s = Sample()
-    s.e_fwd = 1500 * 60
-    s.q_lag = 300 * 60
-    s.v_dv = 1010
-    s.dt_ms = 60_000
-    # Fill the history: one tick per half hour for 102 days, then a full day of 5-minute
-    # values and a full event log.
-    start = DAY0 - 103 * 1440
-    m = start
-    while m < DAY0 - 1440:
-        st.on_tick(m * 60_000, met.tick(s, m, 0, True))
-        st.compact_step()
-        m += 30
-    while m < DAY0:
-        st.on_tick(m * 60_000, met.tick(s, m, 0, True))
-        st.compact_step()
-        m += 5
-    for i in range(ev.entries):
-        ev.log(POWER_FAIL, m, 0, i, 0)
+    m, dev, clock = product_meter(sectors)
+    j = m.journal
+    # The largest live set: one tick per half hour for 102 days, a full day of 5-minute
+    # values, a full event log, and the control records (a full command audit log, the
+    # counter, the limiter state, a reservation table).
+    minute = DAY0 - 103 * 1440
+    while minute < DAY0 - 1440:
+        at_minute(m, clock, minute)
+        minute += 30
+    while minute < DAY0:
+        at_minute(m, clock, minute)
+        minute += 5
+    he = HeadEnd(Config.METER_ID, KEY, 0)
+    for i in range(m.command_log.entries):
+        he.parse(m.command(he.contract(50 if i % 2 else 60, clock.wall_minute() + 5)))
+        m.idle()
+    he.parse(m.command(he.create(1, minute + 600, minute + 660, 30, minute + 5)))
+    for i in range(m.events.entries):
+        m.events.log(POWER_FAIL, minute, 0, i, 0)
     live = j.live_slots()
     # Measure: minute commits for `days` days.
     e0 = list(dev.erase_counts)
@@ -67,11 +85,9 @@ def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
     t0 = time.time()
     minutes = days * 1440
     for i in range(minutes):
-        minute = DAY0 + i
-        st.on_tick(minute * 60_000, met.tick(s, minute, 0, True))
+        at_minute(m, clock, DAY0 + i)
         if i % (1440 // events_per_day) == 0:
-            ev.log(POWER_FAIL, minute, 0)
-        st.compact_step()
+            m.events.log(POWER_FAIL, DAY0 + i, 0)
     per_sector = [(dev.erase_counts[k] - e0[k]) / days for k in range(sectors)]
     erases_day = (dev.erases - erases0) / days
     worst = max(per_sector)

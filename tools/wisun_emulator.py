@@ -142,7 +142,7 @@ class WisunDriverPort:
 
     def _step(self):
         with self.lock:
-            self.broute.poll(*self.meter.now(), self.t)
+            self.broute.poll(self.meter.now(self.t))
         out = self.uart.take()
         if out:
             self.uart.feed(self.coord.feed(out))

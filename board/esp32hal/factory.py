@@ -1,17 +1,21 @@
 # build_hal(config): the one place that turns a board definition (board/<name>/board_config.py,
 # frozen as `board_config`) into HAL objects. Only the parts the board names are imported.
 #
-# The result (BoardHal) carries what meter.app.Meter and run_board() use: clock, metrology,
-# power_good, relay, flash (the journal partition), radio (B-route module or None), uplink
-# (None until an A-route transport exists), key (the provisioned per-meter key bytes,
-# None when /meter.key is missing), store (None: the app composes the journal store),
-# wdt, reset_kind, sleep(). A part that cannot be created is left None and its error code
-# is appended to `problems` (printed at start-up), so a half-fitted bench board still runs.
+# The result (BoardHal) is a meter.hal.Board: clock, metrology, power_good, relay, flash (the
+# journal partition), radio (B-route module or None), uplink (None until an A-route
+# transport exists), key (the provisioned per-meter key bytes, None when /meter.key is
+# missing), random (os.urandom), wdt, reset_kind, and sleep() for the shell (main.py). A part
+# that cannot be created is left None and its error code is appended to `problems` (printed
+# at start-up), so a half-fitted bench board still runs.
 #
 # Secrets never sit in the board definition: Wi-Fi credentials and the B-route ID/password
 # are read from /secrets.json on the board's filesystem, e.g.
 #   {"wifi_ssid": "...", "wifi_password": "...", "broute_id": "...", "broute_password": "...",
 #    "broute_master_key": "<hex>", "broute_module_key": "<hex>"}
+
+import os
+
+from meter.hal import Board
 
 from esp32hal.clock import EspClock
 from esp32hal.pins import PowerGoodPin, RelayPins
@@ -21,24 +25,12 @@ SECRETS_PATH = "/secrets.json"
 _LIGHTSLEEP_MS = 100
 
 
-class BoardHal:
+class BoardHal(Board):
     def __init__(self, config):
+        super().__init__()
         self.config = config
-        self.problems = []
-        self.clock = None
-        self.metrology = None
-        self.power_good = None
-        self.relay = None
-        self.flash = None
-        self.radio = None
-        self.uplink = None
-        self.key = None
-        self.broute_key = None
-        self.meter_id = None
-        self.store = None
-        self.wdt = None
-        self.reset_kind = 0
-        self.s0_input = None
+        self.random = os.urandom
+        self.s0_input = None  # the S0 edge ring or counter (diagnostics)
 
     def sleep(self):
         """End of the Last Gasp sequence: light-sleep until mains returns (or the capacitor

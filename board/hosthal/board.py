@@ -1,16 +1,26 @@
-# The host "board": the set of HAL objects a Meter is built from in tests and the simulation.
+# The host "board": the meter.hal.Board a Meter is built from in tests, tools and the simulation.
+
+import os
+
+from meter.hal import Board
 
 
-class HostHal:
+class HostHal(Board):
+    """Host parts by keyword (every part not given stays None, as on a board without it).
+    sleep() only counts: the host shell does not block while mains is off."""
+
     def __init__(self, clock, metrology, power_good=None, uplink=None, radio=None,
-                 relay=None, flash=None):
-        self.clock = clock
-        self.metrology = metrology
+                 relay=None, flash=None, broute_key=None, meter_id=None, key=None):
+        super().__init__(clock, metrology)
         self.power_good = power_good
         self.uplink = uplink
         self.radio = radio
         self.relay = relay
         self.flash = flash
+        self.broute_key = broute_key
+        self.meter_id = meter_id
+        self.key = key
+        self.random = os.urandom
         self.sleeps = 0
 
     def sleep(self):

@@ -4,10 +4,11 @@
 # journal persists each entry with its seq, so a reboot continues the numbering), minute
 # and second are the wall clock at the event (minute -1 when the clock was invalid), a and
 # b are two small-int arguments whose meaning depends on the code. When full, the oldest
-# entry is dropped (DLMS profile generic, sort FIFO).
+# entry is dropped (DLMS profile generic, sort FIFO): the ring is meter.ringlog.SeqRing.
 
 from micropython import const
-from array import array
+
+from meter.ringlog import SeqRing
 
 # Codes 1..99 follow the IDIS event numbering where one exists.
 POWER_FAIL = const(1)  # a: 0, b: 0
@@ -40,62 +41,58 @@ NAMES = {
     METROLOGY_REJECT: "metrology_reject", BROUTE_MODULE: "broute_module", STARTUP: "startup",
 }
 
-_FIELDS = const(6)
 
+class EventLog(SeqRing):
+    """The meter's event log. Entries (seq, code, minute, second, a, b) as tuples from
+    get(); the field columns are i32."""
 
-class EventLog:
     def __init__(self, entries=128):
-        self.entries = entries
-        self.buf = array("i", [0] * (entries * _FIELDS))
-        self.n = 0  # entries in use
-        self.head = 0  # slot of the next write
-        self.seq = 0  # seq of the next event
+        SeqRing.__init__(self, entries, "iiiii")
+        self.code, self.minute, self.second, self.a, self.b = self.cols
         self.listener = None  # callable(seq, code, minute, second, a, b): the journal
 
     def log(self, code, minute, second, a=0, b=0):
+        """Append an event; returns its seq. Allocation-free (the listener's own work
+        aside)."""
         seq = self.seq
         self._put(seq, code, minute, second, a, b)
         if self.listener is not None:
             self.listener(seq, code, minute, second, a, b)
         return seq
 
+    def stamp(self, code, now, a=0, b=0):
+        """log() stamped with a meter.clock.Now: its event minute (-1 while the clock is
+        invalid) and second."""
+        return self.log(code, now.ev_minute, now.second, a, b)
+
     def _put(self, seq, code, minute, second, a, b):
-        i = self.head * _FIELDS
-        buf = self.buf
-        buf[i] = seq
-        buf[i + 1] = code
-        buf[i + 2] = minute
-        buf[i + 3] = second
-        buf[i + 4] = a
-        buf[i + 5] = b
-        self.head = (self.head + 1) % self.entries
-        if self.n < self.entries:
-            self.n += 1
-        self.seq = seq + 1
+        i = self.claim(seq)
+        self.code[i] = code
+        self.minute[i] = minute
+        self.second[i] = second
+        self.a[i] = a
+        self.b[i] = b
 
     def restore(self, seq, code, minute, second, a, b):
         """Re-insert a persisted entry at boot (entries must come oldest first)."""
-        if seq >= self.seq or self.n == 0:
+        if self.continues(seq):
             self._put(seq, code, minute, second, a, b)
 
     def get(self, k):
         """k-th newest entry (0 = newest) as a tuple, or None. Allocates: not for hot paths."""
-        if k < 0 or k >= self.n:
-            return None
-        i = ((self.head - 1 - k) % self.entries) * _FIELDS
-        return tuple(self.buf[i:i + _FIELDS])
+        return self.row(k)
 
     def newest(self, code):
         """Newest entry with this code, or None."""
         for k in range(self.n):
-            e = self.get(k)
-            if e[1] == code:
-                return e
+            if self.code[self.slot(k)] == code:
+                return self.row(k)
         return None
 
     def count(self, code):
+        """Entries held with this code. Allocation-free."""
         c = 0
         for k in range(self.n):
-            if self.buf[((self.head - 1 - k) % self.entries) * _FIELDS + 1] == code:
+            if self.code[self.slot(k)] == code:
                 c += 1
         return c

@@ -127,3 +127,45 @@ class Uplink:
 
     def send(self, topic, payload):
         raise NotImplementedError
+
+
+class Board:
+    """The board HAL a meter is built from (meter.assembly.build_meter): every part is an
+    attribute, present on every board and None when the part is not fitted, so the core
+    never probes. board/esp32hal (BoardHal) and board/hosthal (HostHal) fill it.
+
+      clock        Clock                         required
+      metrology    MetrologySource               required
+      power_good   PowerGood or None             Last Gasp needs it (and a key)
+      relay        Relay or None                 remote ampere control needs it
+      flash        BlockDevice or None           the journal (needs a key too)
+      radio        B-route RadioModule slot or None (meter.broute.radio.module)
+      broute_key   bytes or None                 master key the radio module is checked with
+      uplink       Uplink or None                A-route transport
+      meter_id     8 bytes or None               None: the config's METER_ID
+      key          bytes or None                 per-meter secret (seals, commands, alarms)
+      random       callable(n) -> n bytes        nonces (os.urandom); needed with a radio
+      wdt          object with feed() or None    fed by the shell
+      reset_kind   int                           why the chip last reset (board code)
+      problems     list of E_ codes              parts that could not be created
+    sleep() is the shell's: called when the Last Gasp machine says SLEEP, it returns when
+    power-good is high again or the hold-up runs out."""
+
+    def __init__(self, clock=None, metrology=None):
+        self.clock = clock
+        self.metrology = metrology
+        self.power_good = None
+        self.relay = None
+        self.flash = None
+        self.radio = None
+        self.broute_key = None
+        self.uplink = None
+        self.meter_id = None
+        self.key = None
+        self.random = None
+        self.wdt = None
+        self.reset_kind = 0
+        self.problems = []
+
+    def sleep(self):
+        pass

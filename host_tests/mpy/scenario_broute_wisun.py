@@ -6,6 +6,7 @@
 import gc
 
 from meter import caltime
+from meter.clock import Now
 from meter.broute.echonet.meter_object import SmartMeter
 from meter.broute.echonet.node import Identity, NodeProfile
 from meter.broute.echonet.service import Service
@@ -33,7 +34,7 @@ s.e_fwd = 36_000  # one count (10 Wh) per second
 s.p_w = 500
 minute = caltime.to_minute(2026, 11, 28, 10, 0)
 for sec in range(1, 11):
-    met.tick(s, minute, sec, True)
+    met.tick(s, Now(0, minute, sec, True))
 assert regs.count[FWD] == 10
 
 uart = LoopUart()
@@ -64,11 +65,12 @@ def answer(cmd):
 
 
 spent = [0]
+NOW = Now()
 
 
 def step(t):
     a = gc.mem_alloc()
-    br.poll(minute, 11, True, t)
+    br.poll(NOW.at(t, minute, 11, True))
     spent[0] += gc.mem_alloc() - a
     out = uart.take()
     if not out:

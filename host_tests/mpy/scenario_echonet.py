@@ -8,6 +8,7 @@ import time
 
 from meter import caltime
 from meter.broute.echonet import codec
+from meter.clock import Now
 from meter.broute.echonet.meter_object import SmartMeter
 from meter.broute.echonet.node import Identity, NodeProfile
 from meter.broute.echonet.service import Service
@@ -42,8 +43,9 @@ for t in range(7200):
     if second == 60:
         second = 0
         minute += 1
-    met.tick(s, minute, second, True)
+    met.tick(s, Now(0, minute, second, True))
 assert caltime.ymdhm(minute) == (2026, 11, 28, 12, 0)
+NOW = Now(0, minute, second, True)  # the instant every request below is handled at
 
 
 def frame(esv, epcs, edts=None, tid=1):
@@ -69,7 +71,7 @@ def handle(req):
     n = len(req)
     for i in range(n):
         rx[i] = req[i]
-    return svc.handle(rx, n, minute, second, True, 0)
+    return svc.handle(rx, n, NOW)
 
 
 def u32(b, o):
@@ -117,11 +119,11 @@ def load(req):
 
 def alloc_per_get(req, rounds=50):
     n = load(req)
-    svc.handle(rx, n, minute, second, True, 0)
+    svc.handle(rx, n, NOW)
     gc.collect()
     a = gc.mem_alloc()
     for _ in range(rounds):
-        svc.handle(rx, n, minute, second, True, 0)
+        svc.handle(rx, n, NOW)
     return (gc.mem_alloc() - a) // rounds
 
 
@@ -129,7 +131,7 @@ def heap_locked(req):
     n = load(req)
     micropython.heap_lock()
     try:
-        svc.handle(rx, n, minute, second, True, 0)
+        svc.handle(rx, n, NOW)
         ok = True
     except MemoryError:
         ok = False
@@ -141,7 +143,7 @@ def rate(req, count=2000):
     n = load(req)
     t0 = time.ticks_us()
     for _ in range(count):
-        svc.handle(rx, n, minute, second, True, 0)
+        svc.handle(rx, n, NOW)
     dt = time.ticks_diff(time.ticks_us(), t0)
     return count * 1_000_000 // dt
 

@@ -1,15 +1,17 @@
 # Journal and store under the MicroPython unix port: commit cost (page programs, erases,
 # microseconds), Last Gasp commit, compaction step, a power-cut sample, restore.
 #
-# The flash is a small partition (8 sectors, reduced retention) so that the simulated
-# flash fits the bounded heap; the commit path is the same as with the default partition.
+# The flash is a small partition (12 sectors, smaller rings and 2 days of half-hour blocks)
+# so that the simulated flash fits the bounded heap; the record set is the product's (the
+# storage sub-assembly's keep map) and the commit path is the same as with the default
+# partition.
 # The microseconds include the simulated flash's byte loop (NorFlash.program is Python),
 # so they overstate the CPU cost of the journal itself on a board.
 
 import gc
 from hosthal.flash import NorFlash, PowerCut
 
-SECTORS = 8
+SECTORS = 12
 IMAGE = "var/mpy-scenario-journal.bin"  # the saved flash image of the power-cut sample
 # The flash first, while the heap is unfragmented; the saved image goes to a file so that
 # one flash-sized buffer is enough.
@@ -17,17 +19,19 @@ dev = NorFlash(SECTORS)
 gc.collect()
 
 import time  # noqa: E402
-from meter.storage import journal as J  # noqa: E402
+from meter.clock import Now  # noqa: E402
 from meter.mac import Hmac  # noqa: E402
 from meter.events import EventLog  # noqa: E402
 from meter.metering.intervals import IntervalCapture, FiveMinuteRing, HalfHourHistory  # noqa: E402
 from meter.metering.samples import Metering, Sample  # noqa: E402
 from meter.metering.registers import EnergyRegisters, FWD  # noqa: E402
-from meter.storage.store import Store, default_keep  # noqa: E402
+from meter.storage.assembly import build_storage  # noqa: E402
+from meter.storage.records import AUDIT_KEYS, REC_AUDIT, REC_LIMITER  # noqa: E402
+from meter.storage.store import LIMITER_KEYS  # noqa: E402
 
 KEY = b"m" * 32
 DAY0 = 9_000 * 1440
-KEEP = default_keep(five_entries=24, event_entries=16, half_blocks=4)
+HALF_BLOCKS = 4  # 2 days of half-hour blocks on flash
 
 
 class Meter:
@@ -37,13 +41,23 @@ class Meter:
                                    half=HalfHourHistory(days=1))
         self.metering = Metering(self.regs, self.cap)
         self.events = EventLog(16)
-        self.journal = J.Journal(dev, 0, SECTORS, Hmac(KEY), KEEP)
-        self.store = Store(self.journal, self.regs, self.cap, self.events)
+        self.store = build_storage(dev, Hmac(KEY), self.regs, self.cap, self.events,
+                                   HALF_BLOCKS)
+        self.journal = self.store.journal
         self.report = self.store.restore()
+        self.now = Now()
+
+    def tick(self, t, s):
+        """Metering and store at wall second t (monotonic ms = t * 1000)."""
+        now = self.now.at(t * 1000, t // 60, t % 60, True)
+        bits = self.metering.tick(s, now)
+        return bits, now
 
 
 m = Meter(dev)
 assert m.report.ok() and m.report.records == 0
+# the product's record set, not a subset: the control parts' records are kept too
+assert m.journal.kept(REC_LIMITER) == LIMITER_KEYS and m.journal.kept(REC_AUDIT) == AUDIT_KEYS
 s = Sample()
 s.dt_ms = 1000
 s.e_fwd = 1500
@@ -62,11 +76,11 @@ compact_erases = 0
 t0 = DAY0 * 60
 SECONDS = 4 * 3600
 for t in range(t0, t0 + SECONDS):
-    bits = m.metering.tick(s, t // 60, t % 60, True)
+    bits, now = m.tick(t, s)
     p0 = dev.programs
     e0 = dev.erases
     a = time.ticks_us()
-    seq = m.store.on_tick(t * 1000, bits)
+    seq = m.store.on_tick(now, bits)
     us = time.ticks_diff(time.ticks_us(), a)
     if seq >= 0:
         n_commits += 1
@@ -95,13 +109,14 @@ print("compaction: %d erases over %d minutes, slowest step %d us (1 erase)"
 
 # The per-tick path (no commit due) and an idle compaction step allocate nothing.
 import micropython  # noqa: E402
-m.store.on_tick(1000, 1)  # a boundary at ms 1000: commit, start the 60 s timer
+now = m.now
+m.store.on_tick(now.at(1000, 0, 1, True), 1)  # a boundary at ms 1000: commit, start the timer
 m.store.compact_step()
 n_free = 0
 micropython.heap_lock()
 try:
     for ms in range(2000, 60_000, 1000):
-        assert m.store.on_tick(ms, 0) == -1
+        assert m.store.on_tick(now.at(ms, 0, ms // 1000, True), 0) == -1
         n_free += m.store.compact_step()
 finally:
     micropython.heap_unlock()
@@ -111,7 +126,7 @@ print("per-tick store path and idle compaction step: no allocation (heap_lock)")
 # Last Gasp: frozen registers, commit into the reserve, no erase, nothing lost.
 m.metering.frozen = True
 for t in range(t0 + SECONDS, t0 + SECONDS + 37):
-    m.metering.tick(s, t // 60, t % 60, True)
+    m.tick(t, s)
 p0 = dev.programs
 e0 = dev.erases
 a = time.ticks_us()
@@ -137,8 +152,8 @@ gc.collect()
 
 # power-cut sample: one minute commit cut at spread byte counts
 for t in range(t0 + SECONDS + 60, t0 + SECONDS + 120):
-    bits = m.metering.tick(s, t // 60, t % 60, True)
-    m.store.on_tick(t * 1000, bits)
+    bits, now = m.tick(t, s)
+    m.store.on_tick(now, bits)
 m.store.commit_minute()
 committed = m.regs.total_joules(FWD)
 m = None
@@ -157,11 +172,11 @@ for cut in range(0, 600, 23):
     with open(IMAGE, "rb") as f:
         f.readinto(d.mem)
     mm = Meter(d)
-    mm.metering.tick(s, t // 60, t % 60, True)
+    _, now = mm.tick(t, s)
     after = mm.regs.total_joules(FWD)
     d.cut_after(cut)
     try:
-        mm.store.on_tick(t * 1000, 1)
+        mm.store.on_tick(now, 1)
         mm.store.compact_step()
     except PowerCut:
         pass

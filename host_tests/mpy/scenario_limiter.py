@@ -1,7 +1,9 @@
 # Remote current control under the MicroPython unix port: a full reservation cycle through
 # signed commands, a forged command rejected, and an allocation-free per-second limiter
 # evaluation (steady state, reservation start/end, trip, re-close, drill, unknown and
-# absurd currents) under heap_lock, with ticks_ms stamps that wrap at 2**30 mid-run.
+# absurd currents) under heap_lock, with ticks_ms stamps that wrap at 2**30 mid-run. The
+# parts are built by meter.control.assembly, as the meter builds them, and driven with one
+# preallocated meter.clock.Now.
 
 import gc
 import micropython
@@ -10,31 +12,48 @@ import time
 
 from meter import mac
 
+from meter.clock import Now
 from meter.control import status
-from meter.control.audit import AuditLog
+from meter.control.assembly import build_control
 from meter.control.breaker import Breaker
-from meter.control.command import (CommandProcessor, CMD_CREATE, CMD_READ, CMD_CONFIRM, CMD_CANCEL,
-                           CMD_RESET, CMD_DRILL, CMD_CONTRACT)
+from meter.control.command import (CMD_CREATE, CMD_READ, CMD_CONFIRM, CMD_CANCEL, CMD_RESET,
+                                   CMD_DRILL, CMD_CONTRACT, RESP_STATUS, RESP_DATA_LEN,
+                                   RESP_HEAD)
 from meter.events import (EventLog, BREAKER_OPEN, BREAKER_CLOSE, BREAKER_FAULT, TAMPER_AUTH,
                           LIMIT_CHANGE)
 from meter.control.limiter import Limiter, S_CLOSED, S_OPEN, S_LOCKED
-from meter.control.reservations import ReservationTable, ACTIVE, ENDED, CANCELLED
+from meter.control.reservations import (ReservationTable, ACTIVE, ENDED, CANCELLED,
+                                        ALLOWED_LIMITS)
 from hosthal.pins import FakeRelay
 
 METER = b"MPY00001"
 KEY = b"k" * 32
 
 
+DIGEST_AT = 13  # the digest's offset in a read-back record
+
+
+class CountingSaver:
+    """The save handle of one kind on a CountingStore; allocation-free."""
+
+    def __init__(self, store, kind):
+        self.store = store
+        self.kind = kind
+
+    def save(self, data):
+        self.store.saves += 1
+        self.store.kinds |= 1 << self.kind
+
+
 class CountingStore:
-    """Counts saves and remembers the kinds seen; allocation-free."""
+    """Counts saves and remembers the kinds seen; nothing to restore."""
 
     def __init__(self):
         self.saves = 0
         self.kinds = 0
 
-    def save(self, kind, data):
-        self.saves += 1
-        self.kinds |= 1 << kind
+    def saver(self, kind):
+        return CountingSaver(self, kind)
 
 
 def request(hm, code, counter, expiry, args):
@@ -43,20 +62,19 @@ def request(hm, code, counter, expiry, args):
 
 
 def response(resp):
-    n = resp[23]
-    assert mac.equal(hm.digest(resp[:24 + n]), resp[24 + n:]), "response MAC"
-    return resp[22], resp[24:24 + n]
+    n = resp[RESP_DATA_LEN]
+    assert mac.equal(hm.digest(resp[:RESP_HEAD + n]), resp[RESP_HEAD + n:]), "response MAC"
+    return resp[RESP_STATUS], resp[RESP_HEAD:RESP_HEAD + n]
 
 
 hm = mac.Hmac(KEY)
 events = EventLog(128)
 store = CountingStore()
 relay = FakeRelay(True)
-table = ReservationTable(events, store)
-breaker = Breaker(relay, events)
-lim = Limiter(table, breaker, events, store, 40, 3000, 10_000, 1)
-audit = AuditLog(store)
-proc = CommandProcessor(METER, KEY, lim, audit, events, store)
+ctl = build_control(relay, events, store, METER, KEY, ALLOWED_LIMITS, 40, 1440, 3000, 10_000,
+                    1)
+table, breaker, lim, proc = ctl.table, ctl.breaker, ctl.limiter, ctl.commands
+now = Now()  # the one preallocated reading, refilled every step
 
 base = 9_500 * 1440
 TICKS_MASK = 0x3FFFFFFF
@@ -69,12 +87,12 @@ def tick(i_ma, n=1):
     for _ in range(n):
         ms = (ms + 1000) & TICKS_MASK
         wall += 1
-        lim.tick(ms, wall // 60, wall % 60, True, i_ma, -1)
+        lim.tick(now.at(ms, wall // 60, wall % 60, True), i_ma, -1)
 
 
 def send(code, counter, args):
-    return response(proc.handle(request(hm, code, counter, wall // 60 + 5, args), ms,
-                                wall // 60, wall % 60, True))
+    return response(proc.handle(request(hm, code, counter, wall // 60 + 5, args),
+                                now.at(ms, wall // 60, wall % 60, True)))
 
 
 # full cycle: create, read back, confirm with the digest, activate, trip, re-close, end
@@ -83,7 +101,7 @@ st, rec = send(CMD_CREATE, 1, struct.pack(">HiiBB", 3, m + 2, m + 4, 20, 0))
 assert st == status.OK and len(rec) == 21
 st, rec = send(CMD_READ, 2, struct.pack(">H", 3))
 assert st == status.OK
-digest = rec[13:21]
+digest = rec[DIGEST_AT:21]
 st, _ = send(CMD_CONFIRM, 3, struct.pack(">H", 3) + digest)
 assert st == status.OK
 st, _ = send(CMD_CONFIRM, 3, struct.pack(">H", 3) + digest)
@@ -93,7 +111,7 @@ assert st == status.E_REPLAY
 before = (lim.to_bytes(), table.to_bytes(), proc.counter)
 forged = bytearray(request(hm, CMD_RESET, 9, m + 5, b""))
 forged[-3] ^= 0x40
-st, _ = response(proc.handle(forged, ms, m, 0, True))
+st, _ = response(proc.handle(forged, now.at(ms, m, 0, True)))
 assert st == status.E_MAC and events.count(TAMPER_AUTH) == 2, (st, events.count(TAMPER_AUTH))
 assert (lim.to_bytes(), table.to_bytes(), proc.counter) == before
 
@@ -127,7 +145,7 @@ assert st == status.OK and lim.state == S_CLOSED and relay.commanded()
 m = wall // 60
 send(CMD_CREATE, 5, struct.pack(">HiiBB", 4, m + 1, m + 30, 10, 0))
 st, rec = send(CMD_READ, 6, struct.pack(">H", 4))
-send(CMD_CONFIRM, 7, struct.pack(">H", 4) + rec[13:21])
+send(CMD_CONFIRM, 7, struct.pack(">H", 4) + rec[DIGEST_AT:21])
 tick(0, 61)
 assert table.state[table.find(4)] == ACTIVE and lim.active_a == 10
 st, _ = send(CMD_CANCEL, 8, struct.pack(">H", 4))
@@ -147,7 +165,7 @@ send(CMD_CONTRACT, 10, struct.pack(">B", 20))
 m = wall // 60
 send(CMD_CREATE, 11, struct.pack(">HiiBB", 5, m + 1, m + 30, 10, 0))
 st, rec = send(CMD_READ, 12, struct.pack(">H", 5))
-send(CMD_CONFIRM, 13, struct.pack(">H", 5) + rec[13:21])
+send(CMD_CONFIRM, 13, struct.pack(">H", 5) + rec[DIGEST_AT:21])
 tick(0, 61)
 assert lim.active_a == 10
 relay.stuck = True
@@ -156,7 +174,7 @@ try:
     for _ in range(5):
         ms = (ms + 1000) & TICKS_MASK
         wall += 1
-        lim.tick(ms, 0, wall % 60, False, 15_000, -1)  # invalid clock: contract 20 A
+        lim.tick(now.at(ms, 0, wall % 60, False), 15_000, -1)  # invalid clock: contract 20 A
     tick(25_000, 5)  # valid again: 10 A cap, trip; the relay does not follow
 finally:
     micropython.heap_unlock()
@@ -166,12 +184,13 @@ assert events.newest(LIMIT_CHANGE)[4] == 10
 # figures: RAM held by a limiter stack, cost of one evaluation on this port
 gc.collect()
 a0 = gc.mem_alloc()
-t2 = ReservationTable(EventLog(8), CountingStore())
-l2 = Limiter(t2, Breaker(FakeRelay(True), EventLog(8)), EventLog(8), CountingStore())
+t2 = ReservationTable(EventLog(8))
+l2 = Limiter(t2, Breaker(FakeRelay(True), EventLog(8)), EventLog(8))
+gc.collect()  # held, not churned by construction
 a1 = gc.mem_alloc()
 t0 = time.ticks_us()
 for k in range(1000):
-    l2.tick(k * 1000, base + k // 60, k % 60, True, 5_000, -1)
+    l2.tick(now.at(k * 1000, base + k // 60, k % 60, True), 5_000, -1)
 us = time.ticks_diff(time.ticks_us(), t0) // 1000
 print("limiter+table+drill bytes", a1 - a0, "us/tick", us)
 
@@ -181,11 +200,11 @@ micropython.heap_lock()
 try:
     for _ in range(30):
         k += 1
-        l2.tick(k * 1000, base + k // 60, k % 60, True, -1, -1)
+        l2.tick(now.at(k * 1000, base + k // 60, k % 60, True), -1, -1)
     s1 = l2.state
     for _ in range(4):
         k += 1
-        l2.tick(k * 1000, base + k // 60, k % 60, True, 10**6, -1)
+        l2.tick(now.at(k * 1000, base + k // 60, k % 60, True), 10**6, -1)
 finally:
     micropython.heap_unlock()
 assert s1 == S_CLOSED and l2.state == S_OPEN and l2.events.newest(BREAKER_OPEN)[5] == 10**6

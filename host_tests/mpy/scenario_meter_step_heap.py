@@ -3,7 +3,7 @@
 
 import micropython
 
-from meter.app import Meter
+from meter.assembly import build_meter
 from meter.metering.frontends.simulated import SimulatedHousehold
 from meter.metering.intervals import FIVE, HALF_HOUR, MINUTE
 from hosthal.board import HostHal
@@ -21,8 +21,8 @@ class Config:
 clock = VirtualClock(wall_s=9_000 * 86_400 + 6 * 3600)
 hal = HostHal(clock, SimulatedHousehold(clock, seed=11), power_good=ScriptedPowerGood(1),
               uplink=FakeUplink(), relay=FakeRelay())
-meter = Meter(hal, Config(), key=b"k" * 32)
-meter.start()
+meter = build_meter(hal, Config(), key=b"k" * 32)
+meter.boot()
 for _ in range(90):
     meter.step()
     clock.advance(1000)

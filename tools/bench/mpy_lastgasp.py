@@ -6,7 +6,7 @@
 import gc
 import time
 
-from meter.app import Meter
+from meter.assembly import build_meter
 from meter.metering.frontends.simulated import SimulatedHousehold
 from hosthal.board import HostHal
 from hosthal.clock import VirtualClock
@@ -38,8 +38,8 @@ for run in range(RUNS):
     up = FakeUplink()
     hal = HostHal(clock, SimulatedHousehold(clock, seed=run), power_good=pg, uplink=up,
                   flash=flash)
-    meter = Meter(hal, Config(), key=b"bench-key-0123456789abcdef012345")
-    meter.start()
+    meter = build_meter(hal, Config(), key=b"bench-key-0123456789abcdef012345")
+    meter.boot()
     for _ in range(90 + run * 13):
         meter.step()
         meter.idle()

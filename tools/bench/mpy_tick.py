@@ -9,7 +9,7 @@
 import gc
 import time
 
-from meter.app import Meter
+from meter.assembly import build_meter
 from meter.metering.frontends.simulated import SimulatedHousehold
 from meter.metering.intervals import MINUTE
 from hosthal.board import HostHal
@@ -53,8 +53,8 @@ def measure(meter, clock, seconds):
 def build(flash):
     clock = VirtualClock(wall_s=9_000 * 86_400 + 7 * 3600)  # 07:00, a morning load
     hal = HostHal(clock, SimulatedHousehold(clock, seed=7), relay=FakeRelay(), flash=flash)
-    meter = Meter(hal, None, key=b"bench-key-0123456789abcdef012345" if flash else None)
-    meter.start()
+    meter = build_meter(hal, None, key=b"bench-key-0123456789abcdef012345" if flash else None)
+    meter.boot()
     for _ in range(120):  # warm up: first captures, lazily built state
         meter.step()
         clock.advance(1000)

@@ -62,10 +62,12 @@ class BRoute:
         self._second = 0
         self._power_pending = 0  # a restoration notice waiting for the link
 
-    def poll(self, minute, second, valid, now_ms):
-        """One B-route step; returns the number of frames handled."""
-        self._minute = minute if valid else -1
-        self._second = second
+    def poll(self, now):
+        """One B-route step at `now` (meter.clock.Now); returns the number of frames
+        handled."""
+        now_ms = now.ms
+        self._minute = now.ev_minute
+        self._second = now.second
         m = self.detect()
         if m is not self.module:
             if self.module is not None:
@@ -106,7 +108,7 @@ class BRoute:
                 break
             handled += 1
             self.count[RX] += 1
-            r = svc.handle(svc.rx, n, minute, second, valid, now_ms)
+            r = svc.handle(svc.rx, n, now)
             if r:
                 dest = addr
                 if svc.to_group:

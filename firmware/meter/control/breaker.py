@@ -4,7 +4,8 @@
 # module logs the one thing it detects itself: a mismatch between the commanded and the
 # sensed state once the relay has settled (BREAKER_FAULT, a: commanded 1/0, b: sensed 1/0).
 # The fault is logged once per occurrence (rising edge); `alarm` latches for the uplink
-# until ack_alarm(). check() is allocation-free.
+# until ack_alarm(). check(now) and command(closed, now) take meter.clock.Now; check() is
+# allocation-free.
 #
 # Settling: for settle_ms after a command (and after the first check() at boot) a mismatch
 # is the relay still moving and is not judged. The first check() that sees settle_ms
@@ -37,23 +38,23 @@ class Breaker:
         """The commanded state (what the firmware asked for)."""
         return self.relay.commanded()
 
-    def command(self, closed, now_ms):
+    def command(self, closed, now):
         """Move the relay. Returns True when the command changed the commanded state."""
         if self.relay.commanded() == closed:
             return False
         self.relay.command(closed)
-        self.cmd_ms = now_ms
+        self.cmd_ms = now.ms
         self.started = True
         self.settled = False
         return True
 
-    def check(self, now_ms, minute, second):
+    def check(self, now):
         """Compare feedback with the command; True while a fault is present."""
         if not self.started:
             self.started = True
-            self.cmd_ms = now_ms
+            self.cmd_ms = now.ms
         if not self.settled:
-            el = elapsed_ms(now_ms, self.cmd_ms)
+            el = elapsed_ms(now.ms, self.cmd_ms)
             # negative: more than 2**29 ms unseen, certainly settled
             self.settled = el < 0 or el >= self.settle_ms
         cmd = self.relay.commanded()
@@ -65,7 +66,7 @@ class Breaker:
             return self.fault
         self.fault = True
         self.alarm = True
-        self.events.log(BREAKER_FAULT, minute, second, 1 if cmd else 0, 1 if sensed else 0)
+        self.events.stamp(BREAKER_FAULT, now, 1 if cmd else 0, 1 if sensed else 0)
         return True
 
     def ack_alarm(self):

@@ -54,6 +54,10 @@
 # flood of them cannot wear the flash or bury the event log; the status block reports how
 # many were not persisted. The flood window restarts when FLOOD_WINDOW_MS has elapsed, or
 # when the elapsed time reads negative (more than 2**29 ms since it began: meter.ticks).
+#
+# handle(request, now) takes meter.clock.Now; every event and audit entry is stamped with
+# now.ev_minute. The offsets above are the REQ_* / RESP_* constants below (private, with a
+# leading underscore, where only this module reads them).
 
 from micropython import const
 import struct
@@ -61,9 +65,10 @@ import struct
 from meter import mac
 
 from meter.control import status
+from meter.errors import SettingError
 from meter.ticks import elapsed_ms
 from meter.events import TAMPER_AUTH
-from meter.storage.persist import KIND_COUNTER, NullStore
+from meter.storage.persist import NULL_SAVER
 
 VERSION = const(1)
 CMD_CREATE = const(0x01)
@@ -87,49 +92,71 @@ ARG_FMT = {CMD_CREATE: ">HiiBB", CMD_CONFIRM: ">H8s", CMD_CANCEL: ">H", CMD_LIST
            CMD_REPORT: "", CMD_AUDIT: ">B", CMD_STATUS: ""}
 _NEEDS_CLOCK = (CMD_CREATE, CMD_CONFIRM, CMD_CONTRACT)
 
-REQ_HEAD_FMT = ">BB8sIiB"
-REQ_HEAD = const(19)
-RESP_HEAD_FMT = ">BB8sI8sBB"
-RESP_HEAD = const(24)
-RESP_STATUS = const(22)  # offset of the status byte in a response
+# Request layout: byte offsets of the header fields, then the arguments, then the HMAC.
+REQ_HEAD_FMT = ">BB8sIiB"  # version, code, meter id, counter, expiry, n
+_REQ_VERSION = const(0)
+_REQ_CODE = const(1)
+_REQ_METER_ID = const(2)
+_REQ_COUNTER = const(10)
+_REQ_EXPIRY = const(14)
+_REQ_ARG_LEN = const(18)
+REQ_HEAD = const(19)  # the arguments start here
+# Response layout.
+RESP_HEAD_FMT = ">BB8sI8sBB"  # version, code, meter id, counter, request tag, status, n
+_RESP_VERSION = const(0)
+_RESP_CODE = const(1)
+_RESP_METER_ID = const(2)
+_RESP_COUNTER = const(10)
+_RESP_TAG = const(14)
+RESP_STATUS = const(22)  # the status byte
+RESP_DATA_LEN = const(23)
+RESP_HEAD = const(24)  # the data start here
 MAC_LEN = const(32)
-TAG_LEN = const(8)
+TAG_LEN = const(8)  # the request tag: the first TAG_LEN bytes of the request's HMAC
 MAX_ARGS = const(32)
+# Status block: contract, active limit, active id, breaker state, re-closes, flags, unsaved
 STATUS_FMT = ">BBHBBBB"
+_ST_FALLBACK = const(1)  # flags bit0: the clock is invalid, contract limit forced
+_ST_FAULT = const(2)  # bit1: the relay feedback disagrees with the command
+_ST_ALARM = const(4)  # bit2: the fault alarm is latched
+_ST_DRILL = const(8)  # bit3: a drill is running
 AUDIT_PER_RESPONSE = const(8)
-_COUNTER_FMT = ">BI"
+_COUNTER_FMT = ">BI"  # the persisted counter (KIND_COUNTER): version, counter
+_COUNTER_LEN = const(5)
 FLOOD_WINDOW_MS = const(60_000)
 FLOOD_MAX = const(4)
 
 
 class CommandProcessor:
-    def __init__(self, meter_id, key, limiter, audit, events, store=None):
+    def __init__(self, meter_id, key, limiter, audit, events, saver=None):
+        """saver: save-only handle of KIND_COUNTER. Raises SettingError E_METER_ID for a
+        meter id that is not 8 bytes."""
         if len(meter_id) != 8:
-            raise ValueError("E_METER_ID")
+            raise SettingError("E_METER_ID")
         self.meter_id = bytes(meter_id)
         self._mac = mac.Hmac(key)
         self.limiter = limiter
         self.table = limiter.table
         self.audit = audit
         self.events = events
-        self.store = store or NullStore()
+        self.saver = saver or NULL_SAVER
         self.counter = 0  # counter of the last authentic request (consumed)
         self._authentic = False  # the request being handled consumed its counter
         self._win_ms = 0  # flood guard window start (monotonic ms) ...
         self._win_n = 0  # ... and rejections in it
 
-    def handle(self, req, now_ms, minute, second, valid):
-        """Authenticate and execute one request; returns the encoded response."""
-        code, counter, arg, st, data = self._process(req, now_ms, minute, second, valid)
+    def handle(self, req, now):
+        """Authenticate and execute one request at meter.clock.Now `now`; returns the
+        encoded response."""
+        code, counter, arg, st, data = self._process(req, now)
         tag = bytes(req[-MAC_LEN:-MAC_LEN + TAG_LEN]) if len(req) >= REQ_HEAD + MAC_LEN \
             else bytes(TAG_LEN)
         keep = True
         if not self._authentic:
-            keep = self._admit(now_ms)
+            keep = self._admit(now.ms)
             if keep and (st == status.E_MAC or st == status.E_REPLAY):
-                self.events.log(TAMPER_AUTH, minute if valid else -1, second, st,
-                                counter & 0x7FFFFFFF)
-        self.audit.append(counter, minute if valid else -1, second, code, st, arg, keep)
+                self.events.stamp(TAMPER_AUTH, now, st, counter & 0x7FFFFFFF)
+        self.audit.append(counter, now.ev_minute, now.second, code, st, arg, keep)
         return self._respond(code, counter, tag, st, data)
 
     def _admit(self, now_ms):
@@ -143,10 +170,10 @@ class CommandProcessor:
         self._win_n += 1
         return self._win_n <= FLOOD_MAX
 
-    def _process(self, req, now_ms, minute, second, valid):
+    def _process(self, req, now):
         self._authentic = False
         n = len(req)
-        code = req[1] if n > 1 else 0
+        code = req[_REQ_CODE] if n > _REQ_CODE else 0
         counter = 0
         if n >= REQ_HEAD:
             _, _, _, counter, _, _ = struct.unpack_from(REQ_HEAD_FMT, req, 0)
@@ -162,7 +189,7 @@ class CommandProcessor:
             return code, counter, 0, status.E_MAC, b""
         if counter <= self.counter:
             return code, counter, 0, status.E_REPLAY, b""
-        if valid and minute >= expiry:
+        if now.valid and now.minute >= expiry:
             return code, counter, 0, status.E_EXPIRED, b""
         self._authentic = True  # consumed whatever follows (see the header)
         self.counter = counter
@@ -172,26 +199,26 @@ class CommandProcessor:
             return code, counter, 0, status.E_UNKNOWN_CMD, b""
         if alen != (struct.calcsize(fmt) if fmt else 0):
             return code, counter, 0, status.E_MALFORMED, b""
-        if not valid and code in _NEEDS_CLOCK:
+        if not now.valid and code in _NEEDS_CLOCK:
             return code, counter, 0, status.E_CLOCK, b""
         args = struct.unpack_from(fmt, req, REQ_HEAD) if fmt else ()
-        arg, st, data = self._execute(code, args, now_ms, minute, second, valid)
+        arg, st, data = self._execute(code, args, now)
         return code, counter, arg, st, data
 
-    def _execute(self, code, args, now_ms, minute, second, valid):
+    def _execute(self, code, args, now):
         t = self.table
         lim = self.limiter
         if code == CMD_CREATE:
             rid, start, end, limit, flags = args
-            st = t.create(rid, start, end, limit, flags, minute, second, valid)
+            st = t.create(rid, start, end, limit, flags, now)
             return rid, st, (t.record(rid) if st == status.OK else b"")
         if code == CMD_CONFIRM:
             rid, quoted = args
-            st = t.confirm(rid, quoted, minute, second, valid)
+            st = t.confirm(rid, quoted, now)
             return rid, st, (t.record(rid) if st == status.OK else b"")
         if code == CMD_CANCEL:
             rid = args[0]
-            st = t.cancel(rid, minute if valid else -1, second)
+            st = t.cancel(rid, now)
             return rid, st, (t.record(rid) if st == status.OK else b"")
         if code == CMD_LIST:
             return 0, status.OK, t.listing()
@@ -201,14 +228,14 @@ class CommandProcessor:
                 return args[0], status.E_UNKNOWN_ID, b""
             return args[0], status.OK, rec
         if code == CMD_CONTRACT:
-            st = lim.set_contract(args[0], minute, second, valid)
+            st = lim.set_contract(args[0], now)
             return args[0], st, (self.status_block() if st == status.OK else b"")
         if code == CMD_RESET:
-            st = lim.reset(True, now_ms, minute, second, valid)
+            st = lim.reset(True, now)
             return 0, st, self.status_block()
         if code == CMD_DRILL:
             limit, duration_s = args
-            st = lim.drill_now(limit, duration_s, now_ms)
+            st = lim.drill_now(limit, duration_s, now)
             return limit, st, (self.status_block() if st == status.OK else b"")
         if code == CMD_REPORT:
             return 0, status.OK, lim.drill.to_bytes()
@@ -218,8 +245,8 @@ class CommandProcessor:
 
     def status_block(self):
         lim = self.limiter
-        flags = (1 if lim.fallback else 0) | (2 if lim.breaker.fault else 0) | \
-            (4 if lim.breaker.alarm else 0) | (8 if lim.drill.running else 0)
+        flags = (_ST_FALLBACK if lim.fallback else 0) | (_ST_FAULT if lim.breaker.fault else 0) \
+            | (_ST_ALARM if lim.breaker.alarm else 0) | (_ST_DRILL if lim.drill.running else 0)
         return struct.pack(STATUS_FMT, lim.contract, lim.active_a, lim.active_id, lim.state,
                            lim.recloses, flags, min(self.audit.unsaved, 255))
 
@@ -245,11 +272,12 @@ class CommandProcessor:
         return struct.pack(_COUNTER_FMT, VERSION, self.counter)
 
     def save(self):
-        self.store.save(KIND_COUNTER, self.counter_bytes())
+        self.saver.save(self.counter_bytes())
 
     def restore_counter(self, blob):
-        """Restore the last consumed counter at boot; invalid blobs raise ValueError."""
-        if len(blob) != 5 or blob[0] != VERSION:
-            raise ValueError("counter blob")
+        """Restore the last consumed counter at boot; invalid blobs raise SettingError
+        E_COUNTER_RECORD."""
+        if len(blob) != _COUNTER_LEN or blob[0] != VERSION:
+            raise SettingError("E_COUNTER_RECORD")
         self.counter = struct.unpack(_COUNTER_FMT, blob)[1]
 

@@ -1,15 +1,19 @@
 # Drill (training) mode: a shadow limiter that makes trip decisions without moving the relay.
 #
 # While a drill cap is active (a confirmed drill reservation in its window, or a drill on
-# demand) the shadow runs the limiter's own chain on the measured current: shadow limit =
-# min(drill cap, real active limit), over-threshold timer (min_over_ms), "open" for the
-# re-close delay, re-close count and lock-out (a locked shadow stays locked until the drill
-# ends). Every decision it would have taken is recorded with the wall time, current and
-# limit; the report is what the head-end reads (DRILL_REPORT). A session runs from the
+# demand) the shadow drives the limiter's own trip rule (meter.control.trip.TripRule, with
+# the limiter's timing) on the measured current: shadow limit = min(drill cap, real active
+# limit), over-threshold timer (min_over_ms), "open" for the re-close delay, re-close count
+# and lock-out. Unlike the limiter's, the shadow's count never returns to 0 by itself and
+# nothing resets it: a locked shadow stays locked until the drill ends. Every decision it
+# would have taken is recorded with the wall time, current and limit; the report is what
+# the head-end reads (DRILL_REPORT). A session runs from the
 # first tick with a drill cap to the first tick without one; a new session replaces the
 # previous report. A negative current (unknown, see meter.control.limiter) neither counts nor
-# trips and restarts an over run, as in the limiter. tick() allocates nothing (the report
-# is packed into a preallocated blob and handed to the store only when it changes).
+# trips and restarts an over run, as in the limiter. tick(now, ...) takes meter.clock.Now
+# and stamps records with its event minute (-1 while the clock is invalid). tick()
+# allocates nothing (the report is packed into a preallocated blob and handed to the save
+# handle, KIND_DRILL, only when it changes).
 #
 # Report blob (big-endian, always REPORT_LEN = 114 bytes; records past n are zero):
 #   0  u8  version (1)             1  u8  flags: bit0 running
@@ -26,8 +30,9 @@ from micropython import const
 from array import array
 import struct
 
-from meter.ticks import elapsed_ms
-from meter.storage.persist import KIND_DRILL, NullStore
+from meter.errors import SettingError
+from meter.control.trip import TripRule, NEVER, OVER, TRIP, LOCKOUT, RECLOSE
+from meter.storage.persist import NULL_SAVER
 
 MAX_RECORDS = const(8)
 REPORT_HEAD = const(26)
@@ -39,17 +44,16 @@ K_RECLOSE = const(3)
 _VERSION = const(1)
 _HEAD_FMT = ">BBHiBiBBHIIB"
 _REC_FMT = ">BiBIB"
-_CLOSED = const(0)
-_OPEN = const(1)
-_LOCKED = const(2)
+_H_RECORDS = const(11)  # index of n (records kept) in the unpacked head
 
 
 class Drill:
-    def __init__(self, min_over_ms, reclose_ms, max_recloses, store=None):
+    def __init__(self, min_over_ms, reclose_ms, max_recloses, saver=None):
         self.min_over_ms = min_over_ms
         self.reclose_ms = reclose_ms
         self.max_recloses = max_recloses
-        self.store = store or NullStore()
+        self.saver = saver or NULL_SAVER  # save-only handle of KIND_DRILL
+        self.rule = TripRule(min_over_ms, reclose_ms, max_recloses, NEVER)
         self.running = False
         self.source = 0
         self.start_min = -1
@@ -66,62 +70,41 @@ class Drill:
         self.rec_s = bytearray(MAX_RECORDS)
         self.rec_ma = array("i", [0] * MAX_RECORDS)
         self.rec_a = bytearray(MAX_RECORDS)
-        self._state = _CLOSED
-        self._over = False
-        self._over_ms = 0
-        self._opened_ms = 0
-        self._recloses = 0
         self._blob = bytearray(REPORT_LEN)
 
-    def tick(self, now_ms, minute, second, current_ma, real_a, drill_a, source):
-        """One evaluation. drill_a: the drill cap (0 = no drill active); real_a: the real
-        active limit; source: the reservation id behind drill_a (0 = on demand)."""
+    def tick(self, now, current_ma, real_a, drill_a, source):
+        """One evaluation at meter.clock.Now `now`. drill_a: the drill cap (0 = no drill
+        active); real_a: the real active limit; source: the reservation id behind drill_a
+        (0 = on demand)."""
         if drill_a == 0:
             if self.running:
                 self.running = False
-                self.end_min = minute
-                self.end_s = second
+                self.end_min = now.ev_minute
+                self.end_s = now.second
                 self.save()
             return
         if not self.running:
-            self._begin(minute, second, source)
+            self._begin(now, source)
         a = drill_a if drill_a < real_a else real_a
         if self.low_a == 0 or a < self.low_a:
             self.low_a = a
         if current_ma > self.max_ma:
             self.max_ma = current_ma
-        if self._state == _OPEN:
-            if elapsed_ms(now_ms, self._opened_ms) >= self.reclose_ms:
-                self._recloses += 1
-                self._state = _CLOSED
-                self._over = False
-                self._record(K_RECLOSE, minute, second, 0, a)
-            return
-        if self._state == _LOCKED:
-            return
-        if current_ma > a * 1000:
+        r = self.rule.evaluate(now, current_ma, a)
+        if r == OVER:
             self.over_s += 1
-            if not self._over:
-                self._over = True
-                self._over_ms = now_ms
-            if elapsed_ms(now_ms, self._over_ms) >= self.min_over_ms:
-                self.trips += 1
-                self._over = False
-                self._opened_ms = now_ms
-                if self._recloses >= self.max_recloses:
-                    self._state = _LOCKED
-                    self._record(K_LOCKOUT, minute, second, current_ma, a)
-                else:
-                    self._state = _OPEN
-                    self._record(K_TRIP, minute, second, current_ma, a)
-        else:
-            self._over = False
+        elif r == TRIP or r == LOCKOUT:
+            self.over_s += 1
+            self.trips += 1
+            self._record(K_LOCKOUT if r == LOCKOUT else K_TRIP, now, current_ma, a)
+        elif r == RECLOSE:
+            self._record(K_RECLOSE, now, 0, a)
 
-    def _begin(self, minute, second, source):
+    def _begin(self, now, source):
         self.running = True
         self.source = source
-        self.start_min = minute
-        self.start_s = second
+        self.start_min = now.ev_minute
+        self.start_s = now.second
         self.end_min = -1
         self.end_s = 0
         self.low_a = 0
@@ -135,17 +118,15 @@ class Drill:
             self.rec_s[k] = 0
             self.rec_ma[k] = 0
             self.rec_a[k] = 0
-        self._state = _CLOSED
-        self._over = False
-        self._recloses = 0
+        self.rule.clear()
         self.save()
 
-    def _record(self, kind, minute, second, current_ma, a):
+    def _record(self, kind, now, current_ma, a):
         k = self.n
         if k < MAX_RECORDS:
             self.kind[k] = kind
-            self.rec_min[k] = minute
-            self.rec_s[k] = second
+            self.rec_min[k] = now.ev_minute
+            self.rec_s[k] = now.second
             self.rec_ma[k] = current_ma
             self.rec_a[k] = a
             self.n = k + 1
@@ -162,20 +143,20 @@ class Drill:
         return b
 
     def save(self):
-        self.store.save(KIND_DRILL, self._pack())
+        self.saver.save(self._pack())
 
     def to_bytes(self):
         return bytes(self._pack())
 
     def from_bytes(self, blob):
         """Restore the last report at boot. A session that was running when power failed is
-        closed as interrupted (end unknown: -1). Invalid blobs raise ValueError."""
+        closed as interrupted (end unknown: -1). Invalid blobs raise SettingError
+        (E_DRILL_RECORD: length or version, E_DRILL_COUNT: more records than it holds)."""
         if len(blob) != REPORT_LEN or blob[0] != _VERSION:
-            raise ValueError("drill blob")
+            raise SettingError("E_DRILL_RECORD")
         h = struct.unpack_from(_HEAD_FMT, blob, 0)
-        n = h[11]
-        if n > MAX_RECORDS:
-            raise ValueError("drill blob records")
+        if h[_H_RECORDS] > MAX_RECORDS:
+            raise SettingError("E_DRILL_COUNT")
         recs = [struct.unpack_from(_REC_FMT, blob, REPORT_HEAD + k * RECORD)
                 for k in range(MAX_RECORDS)]
         (_, _, self.source, self.start_min, self.start_s, self.end_min, self.end_s,

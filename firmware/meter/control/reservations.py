@@ -28,16 +28,19 @@
 #     ignores the table (contract fallback); the monotonic guard still ends reservations.
 #   * Drill reservations (FLAG_DRILL) follow the same lifecycle but never cap the real
 #     limit; the limiter evaluates them in its drill shadow.
-# evaluate() allocates nothing; create/confirm/cancel/list may allocate (command path).
+# Every operation takes `now` (meter.clock.Now) and stamps its RESERVATION events with
+# now.ev_minute. evaluate() allocates nothing; create/confirm/cancel/list may allocate
+# (command path).
 
 from micropython import const
 from array import array
 import hashlib
 import struct
 
+from meter.errors import SettingError
 from meter.ticks import add_ms, elapsed_ms
 from meter.events import RESERVATION
-from meter.storage.persist import KIND_RESERVATIONS, NullStore
+from meter.storage.persist import NULL_SAVER
 from meter.control import status
 
 SLOTS = const(8)
@@ -59,7 +62,9 @@ DIGEST_LEN = const(8)
 # A record as read back: id u16, start i32, end i32, limit u8, flags u8, state u8, digest 8
 RECORD_FMT = ">HiiBBB"
 RECORD_LEN = const(21)
-_FIELDS_LEN = const(13)
+_FIELDS_LEN = const(13)  # RECORD_FMT bytes: the digest follows at this offset
+_R_STATE = const(5)  # index of the state in an unpacked RECORD_FMT row
+_R_ID = const(0)  # index of the id
 _DIGEST_TAG = b"RSV1"
 _BLOB_VERSION = const(1)
 BLOB_LEN = const(1 + SLOTS * _FIELDS_LEN)  # version, then each slot's 13 field bytes
@@ -74,12 +79,14 @@ def digest(rid, start, end, limit, flags):
 
 
 class ReservationTable:
-    def __init__(self, events, store=None, allowed=ALLOWED_LIMITS,
+    def __init__(self, events, saver=None, allowed=ALLOWED_LIMITS,
                  max_duration_min=MAX_DURATION_MIN):
+        """saver: save-only handle of KIND_RESERVATIONS. Raises SettingError
+        E_RESERVATION_DURATION for a maximum duration outside 1..HARD_MAX_DURATION_MIN."""
         if not 0 < max_duration_min <= HARD_MAX_DURATION_MIN:
-            raise ValueError("max_duration_min")
+            raise SettingError("E_RESERVATION_DURATION")
         self.events = events
-        self.store = store or NullStore()
+        self.saver = saver or NULL_SAVER
         self.allowed = tuple(allowed)
         self.max_duration_min = max_duration_min
         self.rid = array("i", [0] * SLOTS)
@@ -140,10 +147,12 @@ class ReservationTable:
 
     # -- operations (command path) -------------------------------------------------------
 
-    def check_create(self, rid, start, end, limit, flags, minute, valid):
-        """Status of a create with these arguments, and the slot it would use (or -1)."""
-        if not valid:
+    def check_create(self, rid, start, end, limit, flags, now):
+        """Status of a create at `now` with these arguments, and the slot it would use
+        (or -1)."""
+        if not now.valid:
             return status.E_CLOCK, -1
+        minute = now.minute
         if not 0 < rid <= 0xFFFF or flags & ~FLAG_DRILL:
             return status.E_RANGE, -1
         if limit not in self.allowed:
@@ -168,8 +177,8 @@ class ReservationTable:
             return status.E_FULL, -1
         return status.OK, best
 
-    def create(self, rid, start, end, limit, flags, minute, second, valid):
-        st, i = self.check_create(rid, start, end, limit, flags, minute, valid)
+    def create(self, rid, start, end, limit, flags, now):
+        st, i = self.check_create(rid, start, end, limit, flags, now)
         if st != status.OK:
             return st
         self.rid[i] = rid
@@ -181,44 +190,48 @@ class ReservationTable:
         self.act_ms[i] = 0
         self.digests[i * DIGEST_LEN:(i + 1) * DIGEST_LEN] = digest(rid, start, end, limit,
                                                                    flags)
-        self._changed(i, minute, second)
+        self._changed(i, now)
         self.save()
         return status.OK
 
-    def confirm(self, rid, quoted, minute, second, valid):
-        if not valid:
+    def confirm(self, rid, quoted, now):
+        if not now.valid:
             return status.E_CLOCK
         i = self.find(rid)
         if i < 0:
             return status.E_UNKNOWN_ID
         if self.state[i] != CREATED:
             return status.E_STATE
-        if minute >= self.start[i]:
+        if now.minute >= self.start[i]:
             return status.E_TOO_LATE
         d = i * DIGEST_LEN
         if len(quoted) != DIGEST_LEN or bytes(quoted) != bytes(self.digests[d:d + DIGEST_LEN]):
             return status.E_DIGEST
         self.state[i] = CONFIRMED
-        self._changed(i, minute, second)
+        self._changed(i, now)
         self.save()
         return status.OK
 
-    def cancel(self, rid, minute, second):
+    def cancel(self, rid, now):
+        """Cancel before the start or during the window (works with an invalid clock)."""
         i = self.find(rid)
         if i < 0:
             return status.E_UNKNOWN_ID
         if not self.live(i):
             return status.E_STATE
         self.state[i] = CANCELLED
-        self._changed(i, minute, second)
+        self._changed(i, now)
         self.save()
         return status.OK
 
     # -- the tick ------------------------------------------------------------------------
 
-    def evaluate(self, now_ms, minute, second, valid):
-        """Advance states to the wall minute and compute limit_a/limit_id (real caps) and
-        drill_a/drill_id (drill caps), 0 when none is active. Allocation-free."""
+    def evaluate(self, now):
+        """Advance states to the wall minute of `now` and compute limit_a/limit_id (real
+        caps) and drill_a/drill_id (drill caps), 0 when none is active. Allocation-free."""
+        now_ms = now.ms
+        minute = now.minute
+        valid = now.valid
         changed = False
         lim = 0
         lim_id = 0
@@ -246,7 +259,7 @@ class ReservationTable:
             if s != state[i]:
                 state[i] = s
                 changed = True
-                self._changed(i, minute if valid else -1, second)
+                self._changed(i, now)
             if s == ACTIVE and valid:
                 a = self.limit[i]
                 if self.flags[i] & FLAG_DRILL:
@@ -263,20 +276,21 @@ class ReservationTable:
         if changed:
             self.save()
 
-    def rebase(self, now_ms, minute, valid):
+    def rebase(self, now):
         """After a restore: date the guard of ACTIVE reservations from their wall start
         (or from now when the clock is invalid), so the guard ends them on time."""
+        minute = now.minute
         for i in range(SLOTS):
             if self.state[i] == ACTIVE:
                 ago = 0
-                if valid and minute > self.start[i]:
+                if now.valid and minute > self.start[i]:
                     ago = (minute - self.start[i]) * _MS_PER_MIN
                     if ago > HARD_MAX_DURATION_MIN * _MS_PER_MIN:
                         ago = HARD_MAX_DURATION_MIN * _MS_PER_MIN
-                self.act_ms[i] = add_ms(now_ms, -ago)
+                self.act_ms[i] = add_ms(now.ms, -ago)
 
-    def _changed(self, i, minute, second):
-        self.events.log(RESERVATION, minute, second, self.rid[i], self.state[i])
+    def _changed(self, i, now):
+        self.events.stamp(RESERVATION, now, self.rid[i], self.state[i])
 
     # -- persistence ---------------------------------------------------------------------
 
@@ -289,16 +303,18 @@ class ReservationTable:
         return b
 
     def save(self):
-        self.store.save(KIND_RESERVATIONS, self._pack())
+        self.saver.save(self._pack())
 
     def to_bytes(self):
         return bytes(self._pack())
 
     def from_bytes(self, blob):
         """Restore the table from a to_bytes() blob. A blob that is not a valid table raises
-        ValueError and changes nothing."""
+        SettingError (E_RESERVATION_RECORD: length or version, E_RESERVATION_SLOT: a slot's
+        fields out of range, E_RESERVATION_DUPLICATE: one id in two live slots) and changes
+        nothing."""
         if len(blob) != BLOB_LEN or blob[0] != _BLOB_VERSION:
-            raise ValueError("reservation blob")
+            raise SettingError("E_RESERVATION_RECORD")
         rows = []
         for i in range(SLOTS):
             r = struct.unpack_from(RECORD_FMT, blob, 1 + i * _FIELDS_LEN)
@@ -306,9 +322,9 @@ class ReservationTable:
             if st > EXPIRED or (st != FREE and (
                     rid == 0 or limit not in self.allowed or flags & ~FLAG_DRILL
                     or end <= start or end - start > HARD_MAX_DURATION_MIN)):
-                raise ValueError("reservation slot")
-            if st != FREE and any(q[5] != FREE and q[0] == rid for q in rows):
-                raise ValueError("duplicate reservation id")
+                raise SettingError("E_RESERVATION_SLOT")
+            if st != FREE and any(q[_R_STATE] != FREE and q[_R_ID] == rid for q in rows):
+                raise SettingError("E_RESERVATION_DUPLICATE")
             rows.append(r)
         for i in range(SLOTS):
             rid, start, end, limit, flags, st = rows[i]

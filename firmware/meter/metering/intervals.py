@@ -2,7 +2,9 @@
 #
 # Every record is keyed by its boundary time in wall minutes since 2000-01-01 (a small int)
 # and stored in a preallocated array slot chosen by that time; a lookup checks the stored
-# stamp, so a slot that was not written for the asked time reads as missing (-1).
+# stamp, so a slot that was not written for the asked time reads as missing (-1). The three
+# series are one ring type (SeriesRing) that differs only in step and columns; MinuteRing,
+# FiveMinuteRing and HalfHourHistory build the three the meter keeps.
 #
 # The capture rule (also in README "Interval capture"):
 #   * A boundary is the start of a wall minute (hh:mm:00). Its value is the register reading
@@ -46,93 +48,91 @@ def newest_stamp(stamps):
     return best
 
 
-class MinuteRing:
-    """The last 60 one-minute cumulative values (forward, reverse)."""
+# Names of the columns a SeriesRing can hold, in their fixed order: the index of a column is
+# its register index (FWD, REV, LAG, LEAD), then the voltage. A ring holds a prefix of them.
+COLUMNS = ("fwd", "rev", "lag", "lead", "volt")
+_VOLT = const(4)
 
-    def __init__(self):
-        self.stamp = array("i", [MISSING] * RING_MINUTES)
-        self.fwd = array("i", [0] * RING_MINUTES)
-        self.rev = array("i", [0] * RING_MINUTES)
 
-    def record(self, minute, fwd, rev):
-        s = minute % RING_MINUTES
+class SeriesRing:
+    """One interval series in RAM: the boundaries every `step` minutes, the newest `entries`
+    of them, `columns` values each (a prefix of COLUMNS: 2 = fwd, rev; 5 = fwd, rev, lag,
+    lead, volt). Cumulative values in register counts, volt the average in 0.1 V (MISSING:
+    unknown). Boundary m lives in slot (m // step) % entries; `stamp` says which boundary a
+    slot holds, so a slot not written for the asked time reads as missing. Columns are
+    preallocated arrays, reachable by name (ring.fwd, ring.volt ...) and by index
+    (ring.cols[reg])."""
+
+    def __init__(self, step, entries, columns):
+        if not 1 <= columns <= len(COLUMNS) or step < 1 or entries < 1:
+            raise ValueError("E_SERIES_SHAPE")
+        self.step = step
+        self.entries = entries
+        self.ncols = columns
+        self.stamp = array("i", [MISSING] * entries)
+        cols = []
+        for c in range(columns):
+            col = array("i", [MISSING if c == _VOLT else 0] * entries)
+            cols.append(col)
+            setattr(self, COLUMNS[c], col)
+        self.cols = tuple(cols)
+
+    def record(self, minute, fwd, rev, lag=0, lead=0, volt=MISSING):
+        """Store boundary `minute` (a multiple of step); values beyond the ring's columns
+        are ignored. Allocation-free."""
+        s = (minute // self.step) % self.entries
         self.stamp[s] = minute
-        self.fwd[s] = fwd
-        self.rev[s] = rev
+        c = self.cols
+        n = self.ncols
+        c[0][s] = fwd
+        if n > 1:
+            c[1][s] = rev
+        if n > 2:
+            c[2][s] = lag
+        if n > 3:
+            c[3][s] = lead
+        if n > 4:
+            c[4][s] = volt
 
     def slot(self, minute):
         """Slot index holding boundary `minute`, or -1 if it was not captured."""
-        if minute < 0:
+        step = self.step
+        if minute < 0 or minute % step:
             return MISSING
-        s = minute % RING_MINUTES
+        s = (minute // step) % self.entries
         return s if self.stamp[s] == minute else MISSING
 
     def latest(self):
         """Stamp of the newest captured boundary, or -1."""
         return newest_stamp(self.stamp)
 
-
-class FiveMinuteRing:
-    """5-minute cumulative active (fwd, rev) and reactive (lag, lead) values and the average
-    voltage (0.1 V) over the interval ending at the boundary."""
-
-    def __init__(self, entries=288):
-        self.entries = entries
-        self.stamp = array("i", [MISSING] * entries)
-        self.fwd = array("i", [0] * entries)
-        self.rev = array("i", [0] * entries)
-        self.lag = array("i", [0] * entries)
-        self.lead = array("i", [0] * entries)
-        self.volt = array("i", [MISSING] * entries)
-
-    def record(self, minute, fwd, rev, lag, lead, volt):
-        s = (minute // 5) % self.entries
-        self.stamp[s] = minute
-        self.fwd[s] = fwd
-        self.rev[s] = rev
-        self.lag[s] = lag
-        self.lead[s] = lead
-        self.volt[s] = volt
-
-    def slot(self, minute):
-        if minute < 0 or minute % 5:
-            return MISSING
-        s = (minute // 5) % self.entries
-        return s if self.stamp[s] == minute else MISSING
-
     def energy(self, minute, span, reg=FWD):
-        """Energy in counts over (minute - span, minute] from cumulative values, span a
-        multiple of 5 (5, 15, 30). -1 when either end is missing."""
+        """Energy in counts of register reg over (minute - span, minute] from cumulative
+        values, span a multiple of step (5, 15, 30 on the 5-minute ring). -1 when either end
+        is missing."""
         a = self.slot(minute)
         b = self.slot(minute - span)
         if a < 0 or b < 0:
             return MISSING
-        col = (self.fwd, self.rev, self.lag, self.lead)[reg]
+        col = self.cols[reg]
         return delta(col[a], col[b])
 
 
-class HalfHourHistory:
+def MinuteRing():
+    """The last RING_MINUTES one-minute cumulative values (forward, reverse)."""
+    return SeriesRing(1, RING_MINUTES, 2)
+
+
+def FiveMinuteRing(entries=288):
+    """5-minute cumulative active (fwd, rev) and reactive (lag, lead) values and the average
+    voltage (0.1 V) over the interval ending at the boundary; 288 entries = 24 h."""
+    return SeriesRing(5, entries, 5)
+
+
+def HalfHourHistory(days=2):
     """30-minute cumulative values (forward, reverse) for `days` days, the source of ECHONET
     EA/EB, E2/E4 and EC."""
-
-    def __init__(self, days=2):
-        n = days * 48
-        self.entries = n
-        self.stamp = array("i", [MISSING] * n)
-        self.fwd = array("i", [0] * n)
-        self.rev = array("i", [0] * n)
-
-    def record(self, minute, fwd, rev):
-        s = (minute // 30) % self.entries
-        self.stamp[s] = minute
-        self.fwd[s] = fwd
-        self.rev[s] = rev
-
-    def slot(self, minute):
-        if minute < 0 or minute % 30:
-            return MISSING
-        s = (minute // 30) % self.entries
-        return s if self.stamp[s] == minute else MISSING
+    return SeriesRing(30, days * 48, 2)
 
 
 class IntervalCapture:
@@ -149,17 +149,19 @@ class IntervalCapture:
         self.volt_n = 0
         self.missed = 0  # boundaries that were missing (count, for diagnostics)
 
-    def on_tick(self, minute, second, valid, volt_dv):
-        """Call once per metrology tick after the registers were updated. volt_dv < 0 means
-        no voltage reading. Returns a bit set of MINUTE, CAPTURED, FIVE, HALF_HOUR, GAP,
+    def on_tick(self, now, volt_dv):
+        """Call once per metrology tick after the registers were updated, with the step's
+        clock reading `now` (meter.clock.Now: minute, second, valid). volt_dv < 0 means no
+        voltage reading. Returns a bit set of MINUTE, CAPTURED, FIVE, HALF_HOUR, GAP,
         BACKWARD."""
         result = 0
-        if valid:
+        if now.valid:
+            minute = now.minute
             hw = self.high_water
             if minute < hw:
                 result = BACKWARD
             elif minute > hw:
-                result = self._boundary(minute, second, hw)
+                result = self._boundary(minute, now.second, hw)
         # The tick's own sample belongs to the interval that starts at its boundary.
         if volt_dv >= 0:
             self.volt_sum += volt_dv

@@ -42,8 +42,6 @@ LEAD = const(3)  # reactive energy, leading (capacitive)
 COUNT = const(4)
 
 
-
-
 def count_size_dwh(unit, coefficient):
     """Size of one register count in dWh; raises SettingError for a rejected setting."""
     if unit not in UNIT_DWH:

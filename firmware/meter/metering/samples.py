@@ -92,9 +92,9 @@ class Metering:
             return REJ_VOLTAGE
         return NO_VALUE
 
-    def tick(self, s, minute, second, valid):
-        """Account sample s at wall time (minute, second, valid). Returns the interval
-        capture bits, with REJECTED set when the sample was refused. A refused sample
+    def tick(self, s, now):
+        """Account sample s at the step's clock reading `now` (meter.clock.Now). Returns the
+        interval capture bits, with REJECTED set when the sample was refused. A refused sample
         changes no register, but the clock still drives interval capture: the registers'
         value at a boundary is known exactly whether or not this second's sample counted."""
         if self.frozen:
@@ -103,7 +103,7 @@ class Metering:
         if why >= 0:
             self.rejected[why] += 1
             self.last_reject = why
-            return self.capture.on_tick(minute, second, valid, NO_VALUE) | REJECTED
+            return self.capture.on_tick(now, NO_VALUE) | REJECTED
         regs = self.regs
         if s.e_fwd:
             regs.add(FWD, s.e_fwd)
@@ -118,10 +118,11 @@ class Metering:
         self.i_ma = s.i_ma
         self.i2_ma = s.i2_ma
         self.v_dv = s.v_dv
-        return self.capture.on_tick(minute, second, valid, s.v_dv)
+        return self.capture.on_tick(now, s.v_dv)
 
-    def clock_tick(self, minute, second, valid):
-        """Advance interval capture when no sample arrived this second (front end silent)."""
+    def clock_tick(self, now):
+        """Advance interval capture at `now` when no sample arrived this second (front end
+        silent)."""
         if self.frozen:
             return 0
-        return self.capture.on_tick(minute, second, valid, NO_VALUE)
+        return self.capture.on_tick(now, NO_VALUE)

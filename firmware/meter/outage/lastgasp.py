@@ -1,95 +1,105 @@
 # Last Gasp: power-fail detection, the hold-up sequence, and the power-restoration notice.
 #
-# Sans-IO state machine driven by poll(now_ms, level, minute, second, valid), where level is
-# the power-good input (1 = mains present). The shell polls it every few ms while an edge is
-# being debounced or the sequence runs, and once a second otherwise.
+# Sans-IO: poll(now, level) advances on the power-good level (1 = mains present) at the
+# instant now (meter.clock.Now) and returns what the shell must do next; it never sleeps.
+#   IDLE   mains present, nothing running: the 1 s cadence suffices
+#   FAST   poll again within FAST_MS (an edge is being debounced, or the sequence runs)
+#   SLEEP  the sequence is over, radios are off: sleep until power-good rises, then poll
+# "high >= restore_ms" means power-good has been high that long without a drop; a drop
+# restarts that count. Every row not listed keeps the state.
 #
-#   UP --low--> PENDING --low for debounce_ms--> (sequence) --> HOLDING --> DOWN
-#               PENDING --high before debounce--> UP (a dip: counted, nothing raised)
-#   HOLDING/DOWN --high for restore_ms--> UP (restoration without reboot)
-#   boot with a persisted outage flag --> restoration notice (the capacitor ran out), once
-#       power-good has been high for restore_ms (a reboot while mains is still off stays
-#       DOWN) and once the wall clock is valid (so the outage has an end and a duration;
-#       after CLOCK_WAIT_MS without a valid clock the notice goes without them)
-#   the restoration notice stays pending (and persisted) until the uplink accepts it
+#   state       input                          next        action                   returns
+#   UP          high                           UP          send a pending notice    IDLE
+#   UP          low                            PENDING     note the edge            FAST
+#   PENDING     high                           UP          dips += 1                IDLE
+#   PENDING     low >= debounce_ms             HOLDING     the sequence (below)     FAST
+#                 ... alarm rate-limited       DOWN        no alarm, radios off     SLEEP
+#   HOLDING     low, repeat due                HOLDING     repeat the alarm         FAST
+#   HOLDING     low, repeats or budget spent   DOWN        persist, radios off      SLEEP
+#   HOLDING     high < restore_ms              HOLDING     (repeats pause)          FAST
+#   HOLDING     high >= restore_ms             UP          release, notice          IDLE
+#   DOWN        low                            DOWN        (a blip: sleep again)    SLEEP
+#   DOWN        high >= restore_ms             UP          release, notice          IDLE
+#   boot(), outage persisted, low              REBOOTED    -                        -
+#   boot(), outage persisted, high             UP or WAIT_CLOCK (as REBOOTED, high)
+#   REBOOTED    low                            REBOOTED    (the hold-up ran out)    SLEEP
+#   REBOOTED    high >= restore_ms, clock ok   UP          notice (F_REBOOTED)      IDLE
+#   REBOOTED    high >= restore_ms, no clock   WAIT_CLOCK  note the end (ms)        IDLE
+#   WAIT_CLOCK  clock valid                    UP          notice, end back-dated   IDLE
+#   WAIT_CLOCK  CLOCK_WAIT_MS without clock    UP          notice without an end    IDLE
+#   WAIT_CLOCK  low                            PENDING     notice without an end    FAST
+# FAST while high < restore_ms in DOWN and REBOOTED. A notice that the uplink does not take
+# stays pending (and persisted) and is sent again by every poll in UP or WAIT_CLOCK.
+# Whether the board is asleep is the shell's: DOWN and REBOOTED answer SLEEP to every poll
+# with mains off, so after a blip (woken, mains gone again) the shell sleeps again.
 #
-# The sequence, in priority order inside the hold-up budget:
-#   1. background work stops, metering freezes, registers and the partial interval are
-#      committed (the journal's reserved pre-erased space: zero erases), the outage flag is
-#      persisted;
-#   2. the alarm (at most 128 bytes, HMAC-sealed) is handed to the A-route uplink, and an
-#      ECHONET Lite notification to the B-route where the module can carry it;
-#   3. repeats of the alarm every repeat_ms while the budget allows, then radios and loads
-#      off and sleep.
-# If mains returns at any point, metering unfreezes (nothing was counted while frozen, so
-# nothing is counted twice), background work resumes and a restoration notice is sent.
-#
-# The platform object `sys` given to the constructor provides:
-#   freeze(), unfreeze(), stop_background(), resume_background(), commit_now(),
-#   persist_lastgasp(payload), send_alarm(payload) -> bool (False: uplink down),
-#   notify_broute(kind), radios_off(), radios_on(), sleep(), snapshot() -> (E0, E3),
-#   unit, coefficient.
+# The sequence, in priority order inside the hold-up budget (budget_ms):
+#   1. background work stops, metering freezes, POWER_FAIL is logged, registers and the
+#      partial interval are committed (pre-erased reserve: zero erases), the state persisted;
+#   2. the alarm (wire.LastGaspAlarm, 65 bytes, sealed) to the uplink, and a notification
+#      to the B-route;
+#   3. repeats every repeat_ms while the budget allows (at most `repeats`), then radios off.
+# At most rate_max alarms go out in rate_window_min minutes (a flapping supply); the rate
+# limit is kept across reboots. A reboot inside an outage (the capacitor ran out) restores
+# from the persisted state: the notice follows when mains is back and the clock is valid.
+# The machine acts on the meter only through its platform (outage.platform).
 
 from micropython import const
 import struct
 
 from meter import events as ev
+from meter.clock import NO_MINUTE
+from meter.errors import SettingError
+from meter.outage.wire import (F_ALARM_LOST, F_CLOCK_VALID, F_END_VALID, F_LONG,
+                               F_REBOOTED, MSG_LAST_GASP, MSG_RESTORED, REST_LEN,
+                               LastGaspAlarm, RestorationNotice)
 from meter.ticks import add_ms, elapsed_ms
 
 # states
-UP = const(0)
-PENDING = const(1)
+UP = const(0)  # mains present, nothing running
+PENDING = const(1)  # power-good low, debouncing
 HOLDING = const(2)  # sequence done, repeating the alarm within the budget
-DOWN = const(3)  # radios off, waiting for the end
+DOWN = const(3)  # radios off, waiting for mains
+REBOOTED = const(4)  # booted inside an outage (the hold-up ran out), mains still off
+WAIT_CLOCK = const(5)  # restored after a reboot, the notice waits for a valid clock
 
-# message types
-MSG_LAST_GASP = const(0x01)
-MSG_RESTORED = const(0x02)
+# what poll() asks the shell to do next
+IDLE = const(0)
+FAST = const(1)
+SLEEP = const(2)
+FAST_MS = const(5)  # poll period while FAST
 
-# alarm flags
-F_CLOCK_VALID = const(0x01)  # outage start time from a valid clock
-F_END_VALID = const(0x02)  # outage end time from a valid clock (restoration)
-F_ALARM_LOST = const(0x04)  # the Last Gasp alarm could not be handed to the uplink
-F_LONG = const(0x08)  # a long power failure (>= long_outage_s)
-F_REBOOTED = const(0x10)  # the hold-up ran out; restored after a reboot
+RATE_SLOTS = const(4)  # rate_max is at most this
+CLOCK_WAIT_MS = const(900_000)  # a rebooted meter waits this long for a valid clock
 
-MAC_LEN = const(32)
-_GASP_BODY = "<BB8sIIBBIIBI"  # 33 bytes
-_GASP_LEN = const(65)
-_REST_BODY = "<BB8sIIIBBIHIIIIIHH"  # 54 bytes
-_REST_LEN = const(86)
-_GASP_BODY_LEN = const(33)
-_REST_BODY_LEN = const(54)
 # persisted state (journal REC_LASTGASP): flags, start minute, start second, alarm seq,
 # next seq, failures, long failures, long duration s, last sequence ms, suppressed, the
 # wall minutes of the last RATE_SLOTS alarms (rate limit), then the pending notice bytes
 _STATE = "<BIBIIIIIHHiiii"
 _STATE_LEN = const(46)
-RATE_SLOTS = const(4)  # rate_max is at most this
-CLOCK_WAIT_MS = const(900_000)  # a rebooted meter waits this long for a valid clock
 _S_OUTAGE = const(0x01)  # an outage is in progress (the alarm sequence ran)
 _S_DELIVERED = const(0x02)  # its alarm was handed to the uplink
 _S_VALID = const(0x04)  # its start came from a valid clock
 _S_SUPPRESSED = const(0x08)  # its alarm was suppressed by the rate limit
 _S_NOTICE = const(0x10)  # a restoration notice is waiting for the uplink
-_NO_MS = const(0xFFFF)
-
-
-def _u32(v):
-    return v & 0xFFFFFFFF
+_NO_MS = const(0xFFFF)  # last_sequence_ms: no sequence measured yet
+_NO_STAMP = const(-1)  # no ms stamp (the restore count is not running)
+_MAX_ARG = const(0x3FFFFFFF)  # event arguments stay small ints
 
 
 class LastGasp:
-    def __init__(self, sys, meter_id, mac, events, budget_ms, debounce_ms=20, restore_ms=200,
-                 repeats=2, repeat_ms=500, long_outage_s=180, rate_max=3, rate_window_min=10):
+    """platform: outage.platform.LastGaspPlatform (or any object with its methods);
+    events: meter.events.EventLog; budget_ms: the hold-up budget (outage.holdup)."""
+
+    def __init__(self, platform, meter_id, mac, events, budget_ms, debounce_ms=20,
+                 restore_ms=200, repeats=2, repeat_ms=500, long_outage_s=180, rate_max=3,
+                 rate_window_min=10):
         if debounce_ms < 0 or restore_ms < 0 or repeats < 0 or repeat_ms <= 0 or \
                 not 0 <= rate_max <= RATE_SLOTS or rate_window_min <= 0:
-            raise ValueError("E_LASTGASP_SETTING")
+            raise SettingError("E_LASTGASP_SETTING")
         if len(meter_id) != 8:
-            raise ValueError("E_METER_ID")
-        self.sys = sys
-        self.meter_id = bytes(meter_id)
-        self.mac = mac
+            raise SettingError("E_METER_ID")
+        self.platform = platform
         self.events = events
         self.budget_ms = budget_ms
         self.debounce_ms = debounce_ms
@@ -100,8 +110,8 @@ class LastGasp:
         self.rate_max = rate_max
         self.rate_window_min = rate_window_min
         self.state = UP
-        self.alarm = bytearray(_GASP_LEN)
-        self.notice = bytearray(_REST_LEN)
+        self.alarm = LastGaspAlarm(meter_id, mac)
+        self.notice = RestorationNotice(meter_id, mac)
         self._recent = [-1] * RATE_SLOTS  # wall minutes of the last alarms (persisted)
         self._recent_ms = [-1] * RATE_SLOTS  # monotonic ms of them (clock invalid)
         # persisted counters and the current outage
@@ -117,43 +127,57 @@ class LastGasp:
         self._start_sec = 0
         self._alarm_seq = 0
         # timing of the running episode (monotonic ms)
-        self._edge_ms = 0
-        self._seq_start_ms = 0
-        self._high_since = -1
+        self._edge_ms = 0  # PENDING: the falling edge
+        self._seq_start_ms = 0  # HOLDING: debounce over, the sequence started
+        self._high_since = _NO_STAMP  # HOLDING, DOWN, REBOOTED: power-good high since
         self._next_repeat_ms = 0
-        self._sent = 0
+        self._sent = 0  # alarms handed over (or tried) in this outage
+        self._end_ms = 0  # WAIT_CLOCK: when mains came back
         self.edge_to_alarm_ms = -1  # measured: debounce end to alarm handed over
         self.notice_pending = False  # built, not yet accepted by the uplink
-        self._rebooted = False  # the current outage spans a reboot
-        self._await_clock = False  # rebooted with an invalid clock: notice deferred
-        self._boot_ms = 0
-        self._awake = True  # DOWN: mains came back briefly since the last sleep()
+        # the persisted state, packed in place (no allocation on the Last Gasp path)
+        self._state = bytearray(_STATE_LEN + REST_LEN)
+        mv = memoryview(self._state)
+        self._state_head = mv[:_STATE_LEN]
+        self._state_full = mv
 
     # ---- persistence ---------------------------------------------------------------
 
-    def state_bytes(self):
+    def _pack_state(self):
+        """Pack the persisted state into the preallocated buffer; returns its view."""
         r = self._recent
         flags = self._flags | (_S_NOTICE if self.notice_pending else 0)
-        head = struct.pack(_STATE, flags, _u32(self._start_min), self._start_sec,
-                           self._alarm_seq, self.seq, self.failures, self.long_failures,
-                           self.long_duration_s, self.last_sequence_ms, self.suppressed,
-                           r[0], r[1], r[2], r[3])
-        return head + self.notice if self.notice_pending else head
+        start = self._start_min if self._start_min >= 0 else self._start_min & 0xFFFFFFFF
+        struct.pack_into(_STATE, self._state, 0, flags, start, self._start_sec,
+                         self._alarm_seq, self.seq, self.failures, self.long_failures,
+                         self.long_duration_s, self.last_sequence_ms, self.suppressed,
+                         r[0], r[1], r[2], r[3])
+        if not self.notice_pending:
+            return self._state_head
+        self._state_full[_STATE_LEN:] = self.notice.buf
+        return self._state_full
+
+    def _persist(self):
+        self.platform.persist(self._pack_state())
+
+    def state_bytes(self):
+        """The persisted state as bytes (what the journal holds)."""
+        return bytes(self._pack_state())
 
     def restore(self, payload):
-        """Load the persisted state (from the journal) at boot; raises ValueError on a
-        malformed record and changes nothing then."""
+        """Load the persisted state (from the journal) at boot; raises ValueError
+        ("E_LASTGASP_RECORD") on a malformed record and changes nothing then."""
         if payload is None:
             return
         n = len(payload)
-        if n != _STATE_LEN and n != _STATE_LEN + _REST_LEN:
+        if n != _STATE_LEN and n != _STATE_LEN + REST_LEN:
             raise ValueError("E_LASTGASP_RECORD")
         (flags, start_min, start_sec, alarm_seq, seq, failures, long_failures, long_s,
-         seq_ms, suppressed, r0, r1, r2, r3) = struct.unpack(_STATE, payload[:_STATE_LEN])
+         seq_ms, suppressed, r0, r1, r2, r3) = struct.unpack(_STATE, bytes(payload[:_STATE_LEN]))
         if bool(flags & _S_NOTICE) != (n > _STATE_LEN):
             raise ValueError("E_LASTGASP_RECORD")
         if n > _STATE_LEN:
-            self.notice[:] = payload[_STATE_LEN:]
+            self.notice.load(payload[_STATE_LEN:])
         self.notice_pending = n > _STATE_LEN
         self._recent[0] = r0
         self._recent[1] = r1
@@ -170,88 +194,118 @@ class LastGasp:
         self.last_sequence_ms = seq_ms
         self.suppressed = suppressed
 
+    def recover(self, now):
+        """Boot, first half: restore() from what the platform persisted. A malformed
+        record is logged (JOURNAL_CORRUPT) and ignored. Returns True when a state loaded."""
+        payload = self.platform.saved_state()
+        try:
+            self.restore(payload)
+        except ValueError:
+            self.events.log(ev.JOURNAL_CORRUPT, now.ev_minute, now.second, -1, -1)
+            return False
+        return payload is not None
+
     def outage_pending(self):
         """True when the last run ended inside an outage (restoration due at boot)."""
         return bool(self._flags & _S_OUTAGE)
 
     # ---- the state machine ------------------------------------------------------------
 
-    def poll(self, now_ms, level, minute, second, valid):
-        """Advance on the power-good level at monotonic time now_ms. Returns the state."""
+    def boot(self, now, level):
+        """Boot, second half. If the persisted state says the last run ended inside an
+        outage, the hold-up ran out before mains returned: with mains present (level 1)
+        the restoration follows (at once, or once the clock is valid); with mains still
+        off the machine is REBOOTED and restores when power-good has been high for
+        restore_ms. Returns True when an outage was pending."""
+        if not self._flags & _S_OUTAGE:
+            return False
+        self._high_since = _NO_STAMP
+        if level:
+            self._restored(now, True)
+        else:
+            self.state = REBOOTED
+        return True
+
+    def poll(self, now, level):
+        """Advance on the power-good level at the instant now; returns IDLE, FAST or SLEEP."""
         st = self.state
-        if st == UP:
-            if self._await_clock:
-                self._clock_wait(now_ms, minute, second, valid)
-            if self.notice_pending and self.sys.send_alarm(self.notice):
+        if st == UP or st == WAIT_CLOCK:
+            if st == WAIT_CLOCK:
+                self._clock_wait(now, level)
+            if self.notice_pending and self.platform.send(self.notice.buf):
                 self.notice_pending = False
-                self.sys.persist_lastgasp(self.state_bytes())
-            if not level:
-                self.state = PENDING
-                self._edge_ms = now_ms
-                if self.debounce_ms == 0:
-                    self._run_sequence(now_ms, minute, second, valid)
-        elif st == PENDING:
+                self._persist()
+            if level:
+                return IDLE
+            self.state = PENDING
+            self._edge_ms = now.ms
+            if self.debounce_ms > 0:
+                return FAST
+            return self._run_sequence(now)
+        if st == PENDING:
             if level:
                 self.dips += 1
                 self.state = UP
-            elif elapsed_ms(now_ms, self._edge_ms) >= self.debounce_ms:
-                self._run_sequence(now_ms, minute, second, valid)
-        else:
-            if level:
-                self._awake = True
-                if self._high_since < 0:
-                    self._high_since = now_ms
-                if elapsed_ms(now_ms, self._high_since) >= self.restore_ms:
-                    self._restored(now_ms, minute, second, valid)
-                return self.state
-            self._high_since = -1
-            if st == DOWN and self._awake:
-                self._awake = False
-                self.sys.sleep()  # again: mains came back only for a moment
-            if st == HOLDING:
-                if elapsed_ms(now_ms, self._seq_start_ms) + self.repeat_ms > self.budget_ms \
-                        or self._sent > self.repeats:
-                    self._go_down(now_ms)
-                elif elapsed_ms(now_ms, self._next_repeat_ms) >= 0:
-                    self._send_alarm(now_ms, True)
-        return self.state
+                return IDLE
+            if elapsed_ms(now.ms, self._edge_ms) >= self.debounce_ms:
+                return self._run_sequence(now)
+            return FAST
+        # HOLDING, DOWN, REBOOTED
+        if level:
+            if self._high_since == _NO_STAMP:
+                self._high_since = now.ms
+            if elapsed_ms(now.ms, self._high_since) >= self.restore_ms:
+                self._restored(now, st == REBOOTED)
+                return IDLE
+            return FAST
+        self._high_since = _NO_STAMP
+        if st != HOLDING:
+            return SLEEP
+        if elapsed_ms(now.ms, self._seq_start_ms) + self.repeat_ms > self.budget_ms \
+                or self._sent > self.repeats:
+            return self._go_down(now)
+        if elapsed_ms(now.ms, self._next_repeat_ms) >= 0:
+            self.alarm.repeat(self._sent)
+            self._send_alarm(now)
+        return FAST
 
-    def _run_sequence(self, now_ms, minute, second, valid):
-        s = self.sys
-        self._seq_start_ms = now_ms
-        self._high_since = -1
+    def _run_sequence(self, now):
+        p = self.platform
+        self._seq_start_ms = now.ms
+        self._high_since = _NO_STAMP
         self._sent = 0
         # 1. stop background work, freeze, log, commit: nothing but page programs (the
         # POWER_FAIL event goes into the same commit as the registers)
-        s.stop_background()
-        s.freeze()
-        self.events.log(ev.POWER_FAIL, minute if valid else -1, second, 0, 0)
-        s.commit_now()
+        p.hold()
+        self.events.log(ev.POWER_FAIL, now.ev_minute, now.second, 0, 0)
+        p.commit()
         self.failures += 1
-        self._start_min = minute
-        self._start_sec = second
-        self._flags = _S_OUTAGE | (_S_VALID if valid else 0)
+        self._start_min = now.minute
+        self._start_sec = now.second
+        self._flags = _S_OUTAGE | (_S_VALID if now.valid else 0)
         self._alarm_seq = self.seq
         self.seq += 1
-        allowed = self._rate_ok(now_ms, minute, valid)
+        allowed = self._rate_ok(now)
         if not allowed:
             self._flags |= _S_SUPPRESSED
             self.suppressed += 1
-        s.persist_lastgasp(self.state_bytes())
+        self._persist()
         self.state = HOLDING
+        if not allowed:
+            return self._go_down(now)
         # 2. the alarm
-        if allowed:
-            self._build_alarm()
-            self._send_alarm(now_ms, False)
-            s.notify_broute(MSG_LAST_GASP)
-        else:
-            self._go_down(now_ms)
+        self.alarm.pack(F_CLOCK_VALID if now.valid else 0, self._alarm_seq, now.minute,
+                        now.second, p.e0(), p.e3(), p.unit, p.coefficient)
+        self._send_alarm(now)
+        p.notify(MSG_LAST_GASP)
+        return FAST
 
-    def _rate_ok(self, now_ms, minute, valid):
+    def _rate_ok(self, now):
         """At most rate_max alarms in rate_window_min minutes: by wall time when the clock
         is valid (kept across reboots), else by monotonic time since boot."""
         if self.rate_max <= 0:
             return False
+        valid = now.valid
         window = self.rate_window_min
         recent = self._recent if valid else self._recent_ms
         oldest = 0
@@ -260,97 +314,66 @@ class LastGasp:
             t = recent[i]
             if t >= 0:
                 if valid:
-                    age = minute - t
+                    age = now.minute - t
                 else:
-                    age = elapsed_ms(now_ms, t) // 60_000
+                    age = elapsed_ms(now.ms, t) // 60_000
                 if 0 <= age < window:
                     n += 1
             if t < 0 or (recent[oldest] >= 0 and t < recent[oldest]):
                 oldest = i
         if n >= self.rate_max:
             return False
-        recent[oldest] = minute if valid else now_ms
+        recent[oldest] = now.minute if valid else now.ms
         return True
 
-    def _build_alarm(self):
-        e0, e3 = self.sys.snapshot()
-        flags = F_CLOCK_VALID if self._flags & _S_VALID else 0
-        struct.pack_into(_GASP_BODY, self.alarm, 0, MSG_LAST_GASP, flags, self.meter_id,
-                         self._alarm_seq, _u32(self._start_min), self._start_sec, 0, e0, e3,
-                         self.sys.unit, self.sys.coefficient)
-        self._seal(self.alarm, _GASP_BODY_LEN)
-
-    def _seal(self, buf, n):
-        mv = memoryview(buf)
-        mv[n:n + MAC_LEN] = self.mac.digest(mv[:n])
-
-    def _send_alarm(self, now_ms, repeat):
-        a = self.alarm
-        if repeat:
-            a[19] = self._sent  # repeat index; the seal covers it
-            self._seal(a, _GASP_BODY_LEN)
-        ok = self.sys.send_alarm(a)
-        if ok:
-            if not self._flags & _S_DELIVERED:
-                self._flags |= _S_DELIVERED
-                self.edge_to_alarm_ms = elapsed_ms(now_ms, self._seq_start_ms)
+    def _send_alarm(self, now):
+        if self.platform.send(self.alarm.buf) and not self._flags & _S_DELIVERED:
+            self._flags |= _S_DELIVERED
+            self.edge_to_alarm_ms = elapsed_ms(now.ms, self._seq_start_ms)
         self._sent += 1
-        self._next_repeat_ms = add_ms(now_ms, self.repeat_ms)
+        self._next_repeat_ms = add_ms(now.ms, self.repeat_ms)
 
-    def _go_down(self, now_ms):
-        s = self.sys
-        self.last_sequence_ms = min(elapsed_ms(now_ms, self._seq_start_ms), _NO_MS - 1)
-        s.persist_lastgasp(self.state_bytes())
-        s.radios_off()
+    def _go_down(self, now):
+        self.last_sequence_ms = min(elapsed_ms(now.ms, self._seq_start_ms), _NO_MS - 1)
+        self._persist()
+        self.platform.radios_off()
         self.state = DOWN
-        self._awake = False
-        s.sleep()
+        return SLEEP
 
-    def _restored(self, now_ms, minute, second, valid):
-        s = self.sys
+    def _restored(self, now, rebooted):
+        """Mains has been back for restore_ms (or was there at a boot inside an outage)."""
         if self.state == HOLDING:
-            self.last_sequence_ms = min(elapsed_ms(now_ms, self._seq_start_ms), _NO_MS - 1)
-        rebooted = self._rebooted
+            self.last_sequence_ms = min(elapsed_ms(now.ms, self._seq_start_ms), _NO_MS - 1)
         if not rebooted:
-            s.radios_on()
-            s.unfreeze()
-            s.resume_background()
-        self.state = UP
-        self._high_since = -1
-        self._rebooted = False
-        if rebooted and not valid:
-            self._await_clock = True  # the end is now; its wall time once the clock is set
-            self._boot_ms = now_ms
+            self.platform.release()
+        self._high_since = _NO_STAMP
+        if rebooted and not now.valid:
+            self.state = WAIT_CLOCK  # the end is now; its wall time once the clock is set
+            self._end_ms = now.ms
             return
-        self._finish_outage(minute, second, valid, rebooted)
+        self.state = UP
+        self._finish_outage(now.minute, now.second, now.valid, rebooted)
 
-    def boot(self, now_ms, level, minute, second, valid):
-        """At start-up. If the persisted flag says the last run ended in an outage, the
-        hold-up ran out before mains returned: with mains present (level 1) the restoration
-        follows (at once, or when the clock is valid); with mains still off the machine
-        stays DOWN and restores when power-good has been high for restore_ms. Returns True
-        when an outage was pending."""
-        if not self._flags & _S_OUTAGE:
-            return False
-        self._rebooted = True
-        if level:
-            self._restored(now_ms, minute, second, valid)
-        else:
-            self.state = DOWN
-            self._awake = True  # the first poll puts the board back to sleep
-        return True
-
-    def _clock_wait(self, now_ms, minute, second, valid):
-        waited = elapsed_ms(now_ms, self._boot_ms)
-        if valid:
-            end = minute * 60 + second - waited // 1000  # wall time of the restoration
-            self._await_clock = False
-            self._finish_outage(end // 60, end % 60, True, True)
-        elif waited >= CLOCK_WAIT_MS:
-            self._await_clock = False
-            self._finish_outage(minute, second, False, True)
+    def _clock_wait(self, now, level):
+        """WAIT_CLOCK: send the notice once the clock is valid (the end back-dated to when
+        mains came back), after CLOCK_WAIT_MS, or at a new falling edge, without an end."""
+        waited = elapsed_ms(now.ms, self._end_ms)
+        if now.valid:
+            # end = now - waited, in small ints (minute * 60 would pass 2**30)
+            minute = now.minute
+            second = now.second - waited // 1000
+            if second < 0:
+                borrow = (59 - second) // 60
+                minute -= borrow
+                second += borrow * 60
+            self.state = UP
+            self._finish_outage(minute, second, True, True)
+        elif waited >= CLOCK_WAIT_MS or not level:
+            self.state = UP
+            self._finish_outage(now.minute, now.second, False, True)
 
     def _finish_outage(self, minute, second, valid, rebooted):
+        """Build the restoration notice of the outage in _flags, log its end, send it."""
         start_valid = self._flags & _S_VALID
         flags = F_REBOOTED if rebooted else 0
         duration = 0
@@ -371,53 +394,20 @@ class LastGasp:
         suppressed = bool(self._flags & _S_SUPPRESSED)
         notice_seq = self.seq
         self.seq += 1
-        e0, _ = self.sys.snapshot()
-        struct.pack_into(_REST_BODY, self.notice, 0, MSG_RESTORED, flags, self.meter_id,
-                         notice_seq, _u32(self._start_min), _u32(minute if valid else 0),
-                         self._start_sec, second if valid else 0, duration,
+        p = self.platform
+        self.notice.pack(flags, notice_seq, self._start_min, self._start_sec,
+                         minute if valid else 0, second if valid else 0, duration,
                          self.last_sequence_ms, self.failures, self.long_failures,
-                         self.long_duration_s, e0, self._alarm_seq,
-                         min(self.suppressed, 0xFFFF), min(self.dips, 0xFFFF))
-        self._seal(self.notice, _REST_BODY_LEN)
+                         self.long_duration_s, p.e0(), self._alarm_seq, self.suppressed,
+                         self.dips)
         self._flags = 0
-        self.events.log(ev.POWER_RESTORED, minute if valid else -1, second,
-                        min(duration, 0x3FFFFFFF), self.last_sequence_ms)
+        stamp = minute if valid else NO_MINUTE
+        self.events.log(ev.POWER_RESTORED, stamp, second, min(duration, _MAX_ARG),
+                        self.last_sequence_ms)
         if flags & F_LONG:
-            self.events.log(ev.LONG_POWER_FAIL, minute if valid else -1, second,
-                            min(duration, 0x3FFFFFFF), 0)
+            self.events.log(ev.LONG_POWER_FAIL, stamp, second, min(duration, _MAX_ARG), 0)
         self.notice_pending = False
         if not suppressed:
-            self.sys.notify_broute(MSG_RESTORED)
-            self.notice_pending = not self.sys.send_alarm(self.notice)
-        self.sys.persist_lastgasp(self.state_bytes())
-
-
-def decode(payload, mac):
-    """Parse and verify a Last Gasp alarm or restoration notice (head-end side).
-    Returns a dict; raises ValueError with a specific code when malformed or forged."""
-    n = len(payload)
-    if n < 1:
-        raise ValueError("E_EMPTY")
-    kind = payload[0]
-    if kind == MSG_LAST_GASP:
-        body, fmt, size = _GASP_BODY_LEN, _GASP_BODY, _GASP_LEN
-    elif kind == MSG_RESTORED:
-        body, fmt, size = _REST_BODY_LEN, _REST_BODY, _REST_LEN
-    else:
-        raise ValueError("E_TYPE")
-    if n != size:
-        raise ValueError("E_LENGTH")
-    from meter.mac import equal
-    mv = memoryview(payload)
-    if not equal(mac.digest(mv[:body]), mv[body:size]):
-        raise ValueError("E_MAC")
-    v = struct.unpack(fmt, bytes(mv[:body]))
-    if kind == MSG_LAST_GASP:
-        return {"type": "last_gasp", "flags": v[1], "meter_id": v[2], "seq": v[3],
-                "start_minute": v[4], "start_second": v[5], "repeat": v[6], "e0": v[7],
-                "e3": v[8], "unit": v[9], "coefficient": v[10]}
-    return {"type": "restored", "flags": v[1], "meter_id": v[2], "seq": v[3],
-            "start_minute": v[4], "end_minute": v[5], "start_second": v[6],
-            "end_second": v[7], "duration_s": v[8], "sequence_ms": v[9], "failures": v[10],
-            "long_failures": v[11], "long_duration_s": v[12], "e0": v[13],
-            "alarm_seq": v[14], "suppressed": v[15], "dips": v[16]}
+            p.notify(MSG_RESTORED)
+            self.notice_pending = not p.send(self.notice.buf)
+        self._persist()

@@ -18,6 +18,7 @@
 #   j.payload_view(rtype, key=0) -> memoryview or None  same without copying; valid until
 #       the next journal call
 #   j.keys(rtype) -> sorted list of live keys; j.records(rtype) -> [(key, payload), ...]
+#   j.kept(rtype) -> the number of keys of rtype kept (its keep entry)
 #   j.compact_step() -> 1 if it did work, else 0 (at most one sector erase per call)
 #   j.free_slots(), j.free_sectors(), j.live_slots(), j.capacity_slots()
 #   j.audit() -> Report          re-verify every record and the seal chain, change nothing
@@ -33,6 +34,7 @@
 #                retire mark (records are at most 252 bytes, so they never touch it).
 #   record: magic u16 | type u8 | flags u8 (FIRST 1, LAST 2) | len u8 | 3 pad
 #           | seq u32 | key i32 | prev 16 | payload len | seal 16 | crc32 u32
+#     (offsets: the _OFF_* constants; sector header fields: _OFF_SEC_*, _OFF_EPOCH)
 #     seal = HMAC-SHA256(key, record[0 : 32+len])[:16], so it covers the seal of the
 #     previous record (prev): the records form a chain. crc32 covers record[0 : 48+len].
 #     The stored seals are truncated to 128 bits: forging one still takes ~2**128 tries
@@ -97,16 +99,36 @@ MAX_PAYLOAD = const(200)
 LAST_GASP_SLOTS = const(8)  # slots only a LAST_GASP append may use
 TARGET_BLANK = const(3)  # compaction keeps this many sectors erased ahead of need
 
-_HDR = const(32)  # record bytes before the payload
-_SEAL = const(16)
-_OVERHEAD = const(52)  # header + seal + crc
+_PAGES = const(16)  # pages per sector: page 0 the header, pages 1.._PAGES-1 the slots
+
+# Record layout (offsets into the record's page; the seal follows the payload, the crc32
+# the seal: both move with the payload length n).
+_REC_FMT = "<HBBB3xIi"  # magic, type, flags, len, 3 pad, seq, key: bytes 0.._OFF_PREV
+_OFF_MAGIC = const(0)  # u16 _REC_MAGIC
+_OFF_TYPE = const(2)  # u8 record type
+_OFF_FLAGS = const(3)  # u8 _FIRST | _LAST of a commit group
+_OFF_LEN = const(4)  # u8 payload length n
+_OFF_SEQ = const(8)  # u32 sequence number
+_OFF_KEY = const(12)  # i32 key
+_OFF_PREV = const(16)  # 16 bytes: the seal of the previous record (the chain link)
+_HDR = const(32)  # record bytes before the payload: the payload starts here
+_SEAL = const(16)  # seal length, at _HDR + n; the u32 crc32 follows at _HDR + n + _SEAL
+_CRC_LEN = const(4)
 _REC_MAGIC = const(0x4A4D)  # "MJ"
-_SEC_MAGIC = const(0x3153_4A4D)  # "MJS1"
 _MAX_KEY = const(0x3FFF_FFFF)  # keys stay small ints
 _FIRST = const(1)
 _LAST = const(2)
-_MARK_HEAD = const(16)  # retire mark offsets inside the sector
-_MARK_TAIL = const(4092)
+
+# Sector header layout (page 0 of each sector)
+_SEC_FMT = "<II"  # magic, epoch: the crc32 of these 8 bytes follows
+_OFF_SEC_MAGIC = const(0)  # u32 _SEC_MAGIC
+_OFF_EPOCH = const(4)  # u32 the seq of the sector's first record when it was opened
+_OFF_SEC_CRC = const(8)  # u32 crc32 of bytes 0..7
+_SEC_HDR_LEN = const(12)
+_SEC_MAGIC = const(0x3153_4A4D)  # "MJS1"
+_MARK_HEAD = const(16)  # retire mark offsets inside the sector (4 bytes each)
+_MARK_TAIL = const(4092)  # the last 4 bytes of page 15: no record reaches them
+_MARK_LEN = const(4)
 
 # sector states
 _BLANK = const(0)
@@ -242,9 +264,9 @@ class Journal:
         self._page = bytearray(PAGE_SIZE)
         self._ff = b"\xff" * PAGE_SIZE  # an erased page, for comparisons
         self._pmv = memoryview(self._page)
-        self._hdr = bytearray(12)
-        self._mark = bytearray(4)  # zeros: the retire mark
-        self._tail = bytearray(4)  # the tail retire mark as read
+        self._hdr = bytearray(_SEC_HDR_LEN)
+        self._mark = bytearray(_MARK_LEN)  # zeros: the retire mark
+        self._tail = bytearray(_MARK_LEN)  # the tail retire mark as read
         self._tailrec = bytearray(4)  # payload of the TAIL record
         self.programs = 0
         self.erases = 0
@@ -256,7 +278,7 @@ class Journal:
         n = self.count
         self._state = bytearray(n)
         self._epoch = array("i", [0] * n)
-        self._used = bytearray(n)  # next free page in an OPEN sector (1..16)
+        self._used = bytearray(n)  # next free page in an OPEN sector (1.._PAGES)
         self._index = [None] * _TYPES
         for t in range(1, _TYPES):
             if self._keep[t]:
@@ -280,10 +302,10 @@ class Journal:
 
     def _parse(self, buf):
         """(type, flags, length, seq, key) of a record with a good CRC in buf, or None."""
-        magic, t, flags, n, seq, key = struct.unpack_from("<HBBB3xIi", buf, 0)
+        magic, t, flags, n, seq, key = struct.unpack_from(_REC_FMT, buf, _OFF_MAGIC)
         if magic != _REC_MAGIC or n > MAX_PAYLOAD or t < 1 or t >= _TYPES:
             return None
-        end = _HDR + n + _SEAL
+        end = _HDR + n + _SEAL  # the crc32 covers everything before it
         if crc32(self._pmv[0:end]) != struct.unpack_from("<I", buf, end)[0]:
             return None
         return t, flags, n, seq, key
@@ -299,18 +321,19 @@ class Journal:
     def _classify(self, s):
         """Sector state and epoch from its header page (records decide for SUSPECT ones)."""
         buf = self._read_page(s, 0)
-        for i in range(4):
+        for i in range(_MARK_LEN):
             if buf[_MARK_HEAD + i] == 0:
                 return _DIRTY, 0
         tail = self._tail
         self.dev.read(self._addr(s, 0) + _MARK_TAIL, tail)
-        for i in range(4):
+        for i in range(_MARK_LEN):
             if tail[i] == 0:
                 return _DIRTY, 0
-        magic, epoch, crc = struct.unpack_from("<III", buf, 0)
-        if magic == _SEC_MAGIC and crc == crc32(self._pmv[0:8]):
+        magic, epoch = struct.unpack_from(_SEC_FMT, buf, _OFF_SEC_MAGIC)
+        crc = struct.unpack_from("<I", buf, _OFF_SEC_CRC)[0]
+        if magic == _SEC_MAGIC and crc == crc32(self._pmv[0:_OFF_SEC_CRC]):
             return _OPEN, epoch
-        for page in range(16):
+        for page in range(_PAGES):
             if not self._blank(self._read_page(s, page)):
                 return -1, 0  # suspect: no valid header but something written
         return _BLANK, 0
@@ -327,10 +350,10 @@ class Journal:
             if st == -1:
                 # Header torn or damaged: its records (if any) still carry their own proof.
                 first_seq = -1
-                for page in range(1, 16):
+                for page in range(1, _PAGES):
                     buf = self._read_page(s, page)
                     if not self._blank(buf) and self._parse(buf) is not None:
-                        first_seq = struct.unpack_from("<I", buf, 8)[0]
+                        first_seq = struct.unpack_from("<I", buf, _OFF_SEQ)[0]
                         break
                 if first_seq < 0:
                     st = _DIRTY
@@ -357,7 +380,7 @@ class Journal:
         pending = []
         for _, s in order:
             used = 1
-            for page in range(1, 16):
+            for page in range(1, _PAGES):
                 buf = self._read_page(s, page)
                 if self._blank(buf):
                     continue
@@ -375,7 +398,7 @@ class Journal:
                     rep.tamper += 1
                     notify(rep, TAMPER_SEAL, self.first + s, seq)
                 elif prev_seq >= 0:
-                    link = buf[16:_HDR] == prev_seal
+                    link = buf[_OFF_PREV:_HDR] == prev_seal
                     if seq <= prev_seq or (seq == prev_seq + 1 and not link) or (
                             seq > prev_seq + 1 and not corrupt_since):
                         rep.tamper += 1
@@ -414,7 +437,7 @@ class Journal:
         if apply:
             self._seq = prev_seq + 1
             self._prev[:] = prev_seal
-            if self._head >= 0 and self._used[self._head] >= 16:
+            if self._head >= 0 and self._used[self._head] >= _PAGES:
                 self._head = -1
         return rep
 
@@ -449,7 +472,7 @@ class Journal:
         """Erased slots ready for appends (head remainder + blank sectors)."""
         n = self.free_sectors() * SLOTS_PER_SECTOR
         if self._head >= 0:
-            n += 16 - self._used[self._head]
+            n += _PAGES - self._used[self._head]
         return n
 
     def live_slots(self):
@@ -512,8 +535,8 @@ class Journal:
         addr = self._addr(s, page)
         n = len(payload)
         buf = self._page
-        struct.pack_into("<HBBB3xIi", buf, 0, _REC_MAGIC, t, flags, n, self._seq, key)
-        buf[16:_HDR] = self._prev
+        struct.pack_into(_REC_FMT, buf, _OFF_MAGIC, _REC_MAGIC, t, flags, n, self._seq, key)
+        buf[_OFF_PREV:_HDR] = self._prev
         buf[_HDR:_HDR + n] = payload
         seal = self.mac.digest(self._pmv[0:_HDR + n])
         end = _HDR + n + _SEAL
@@ -521,10 +544,10 @@ class Journal:
         struct.pack_into("<I", buf, end, crc32(self._pmv[0:end]))
         # Account for the slot before programming: a cut part-way leaves it consumed.
         self._used[s] = page + 1
-        if page + 1 >= 16:
+        if page + 1 >= _PAGES:
             self._head = -1
         self.programs += 1
-        self.dev.program(addr, self._pmv[0:end + 4])
+        self.dev.program(addr, self._pmv[0:end + _CRC_LEN])
         self._prev[:] = buf[_HDR + n:end]
         self._seq += 1
         return addr
@@ -544,8 +567,8 @@ class Journal:
         else:
             raise JournalFull("E_JOURNAL_FULL")
         h = self._hdr
-        struct.pack_into("<II", h, 0, _SEC_MAGIC, self._seq)
-        struct.pack_into("<I", h, 8, crc32(memoryview(h)[0:8]))
+        struct.pack_into(_SEC_FMT, h, _OFF_SEC_MAGIC, _SEC_MAGIC, self._seq)
+        struct.pack_into("<I", h, _OFF_SEC_CRC, crc32(memoryview(h)[0:_OFF_SEC_CRC]))
         self._state[s] = _OPEN
         self._epoch[s] = self._seq
         self._used[s] = 1
@@ -573,6 +596,12 @@ class Journal:
     def latest(self, rtype, key=0):
         v = self.payload_view(rtype, key)
         return None if v is None else bytes(v)
+
+    def kept(self, rtype):
+        """How many keys of rtype the journal keeps (its keep map entry; 0: not kept)."""
+        if not (1 <= rtype <= MAX_TYPE):
+            raise BadRecord("E_RECORD_TYPE")
+        return self._keep[rtype]
 
     def keys(self, rtype):
         if not (1 <= rtype <= MAX_TYPE) or self._index[rtype] is None:
@@ -612,7 +641,7 @@ class Journal:
                 victim = s
         if victim < 0:
             return 0
-        for page in range(1, 16):
+        for page in range(1, _PAGES):
             self._carry(victim, page)
         oldest = -1
         for s in range(self.count):
@@ -631,10 +660,11 @@ class Journal:
         buf = self._read_page(s, page)
         if self._blank(buf):
             return
-        magic, t = struct.unpack_from("<HB", buf, 0)
+        magic = struct.unpack_from("<H", buf, _OFF_MAGIC)[0]
+        t = buf[_OFF_TYPE]
         if magic != _REC_MAGIC or not (1 <= t <= MAX_TYPE) or self._index[t] is None:
             return  # (a TAIL record is not carried: compact_step writes a new one)
-        key = struct.unpack_from("<i", buf, 12)[0]
+        key = struct.unpack_from("<i", buf, _OFF_KEY)[0]
         if self._index[t].find(key) != addr:
             return  # superseded, expired, torn or never committed
         r = self._parse(buf)

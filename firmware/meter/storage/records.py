@@ -6,6 +6,8 @@
 #
 # The control parts (limiter, reservations, command counter, drill, audit) do not see record
 # types: they save through small handles by KIND, and the store maps kinds onto records.
+# The payload formats, the kind -> record mapping and the keep map (records kept per type)
+# are meter.storage.store's (keep_map()); meter.storage.assembly builds every journal with it.
 
 from micropython import const
 
@@ -24,7 +26,7 @@ REC_CONFIG = const(12)  # settings changed by command (reserved)
 FIRST_TYPE = const(1)
 LAST_TYPE = const(12)  # the highest type in use (the journal keeps 1 key of each by default)
 
-# Kinds the control parts save (meter.storage.persist handles)
+# Kinds the control parts save (through meter.storage.store.Store.saver(kind) handles)
 KIND_LIMITER = const(1)  # Limiter state: contract, breaker state, re-close count
 KIND_RESERVATIONS = const(2)  # ReservationTable: the whole table
 KIND_COUNTER = const(3)  # CommandProcessor: the last accepted command counter

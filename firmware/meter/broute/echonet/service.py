@@ -50,9 +50,10 @@ class Service:
 
     # --- entry points ---------------------------------------------------------------
 
-    def handle(self, buf, n, minute, second, valid, now_ms):
-        """Handle the datagram buf[0:n] at wall time (minute, second, valid) and monotonic
-        now_ms. Returns the length of the reply in self.tx.buf, 0 for no reply."""
+    def handle(self, buf, n, now):
+        """Handle the datagram buf[0:n] at `now` (meter.clock.Now). Returns the length of
+        the reply in self.tx.buf, 0 for no reply."""
+        now_ms = now.ms
         c = self.count
         c[RECEIVED] += 1
         self.to_group = False
@@ -78,7 +79,7 @@ class Service:
             c[UNKNOWN_EOJ] += 1
             return 0
         for o in self.objects:
-            o.at(minute, second, valid)
+            o.at(now.minute, now.second, now.valid)
         if esv == GET:
             return self._reply_get(buf, obj, 0, f.opc, GET_RES, GET_SNA)
         if esv == INF_REQ:

@@ -1,0 +1,149 @@
+# The composition root: the one place that builds a meter from (board HAL, config, key).
+#
+# build_meter(hal, config, key) reads the settings, then builds the sub-assemblies in the
+# order their dependencies run, and hands them to the runtime (meter.app.Meter):
+#
+#   metering core   registers, interval capture, sample accounting, event log
+#   storage         the journal on hal.flash and the store that owns every record
+#                   (needs the flash and a key: records are sealed)
+#   B-route         the ECHONET Lite service over the core and the radio pump, on a board
+#                   with a radio module slot (hal.radio)
+#   control         limiter, breaker, reservations, drill, signed commands, audit log
+#                   (needs hal.relay; commands need a key)
+#   outage          the Last Gasp machine and its hold-up platform, the alarm sender
+#                   (needs a key: alarms are sealed)
+#
+# The board entry point (firmware/main.py), the host simulation, soak, benchmarks, the
+# power-cut campaign, the wear projection, the demo server and the test rigs all build
+# through here, so what they run is the product's own composition.
+#
+# Settings come from a config object (the board definition module, or any object with the
+# same attributes); absent attributes take the defaults in DEFAULTS.
+
+from meter.events import EventLog
+from meter.mac import Hmac
+from meter.metering.intervals import IntervalCapture, HalfHourHistory
+from meter.metering.registers import EnergyRegisters
+from meter.metering.samples import Limits, Metering, Sample
+
+DEFAULTS = {
+    "UNIT": 0x02,  # ECHONET E1: 0.01 kWh
+    "COEFFICIENT": 1,  # ECHONET D3
+    "MAX_POWER_W": 40_000,
+    "MAX_CURRENT_MA": 120_000,
+    "HISTORY_DAYS_RAM": 2,
+    "EVENTS": 128,
+    "METER_ID": b"SIM00001",
+    "LASTGASP": {},
+    "HOLDUP_BUDGET_MS": 4000,
+    "CURRENT_LIMITS_A": (10, 15, 20, 30, 40, 50, 60),
+    "CONTRACT_LIMIT_A": 60,
+    "RESERVATION_MAX_MIN": 1440,
+    "BROUTE_SERIAL": None,  # 12 ASCII bytes for ECHONET 0x8D; default: METER_ID padded
+    "BROUTE_ID": None,  # 16-byte B-route ID (ECHONET 0xC0)
+}
+
+
+def setting(config, name):
+    return getattr(config, name, DEFAULTS[name])
+
+
+class Core:
+    """The metering core: what every meter has, whatever the board fits."""
+
+    def __init__(self, config):
+        self.regs = EnergyRegisters(setting(config, "UNIT"), setting(config, "COEFFICIENT"))
+        self.capture = IntervalCapture(
+            self.regs, half=HalfHourHistory(setting(config, "HISTORY_DAYS_RAM")))
+        self.metering = Metering(self.regs, self.capture,
+                                 Limits(setting(config, "MAX_POWER_W"),
+                                        setting(config, "MAX_CURRENT_MA")))
+        self.events = EventLog(setting(config, "EVENTS"))
+        self.sample = Sample()
+
+
+def build_storage(hal, core, mac):
+    """The store on the board's flash, or None (no flash, or no key to seal records)."""
+    if hal.flash is None or mac is None:
+        return None
+    from meter.storage.assembly import build_storage as build
+
+    return build(hal.flash, mac, core.regs, core.capture, core.events)
+
+
+def build_echonet(hal, config, core, store, meter_id):
+    """The ECHONET Lite service (node profile + low-voltage smart meter object), or None on
+    a board without a B-route radio slot (the stack holds several KB of RAM)."""
+    if hal.radio is None:
+        return None
+    from meter.broute.echonet import service
+    from meter.broute.echonet.node import Identity
+
+    serial = setting(config, "BROUTE_SERIAL")
+    if serial is None:
+        serial = (meter_id + b"000000000000")[:12]
+    history = store.history_count if store is not None else None
+    return service.build(core.regs, core.metering, core.capture,
+                         Identity(serial=serial, broute_id=setting(config, "BROUTE_ID")),
+                         history)
+
+
+def build_broute(hal, echonet, events):
+    """The B-route pump on the board's radio module slot, or None. A module is used only once
+    it has answered the challenge keyed from the master key (hal.broute_key)."""
+    if echonet is None:
+        return None
+    from meter.broute.pump import BRoute
+    from meter.broute.radio.auth import ModuleAuth
+
+    radio = hal.radio
+
+    def fitted():
+        return radio if radio.present() else None
+
+    return BRoute(echonet, ModuleAuth(hal.broute_key), fitted, hal.random, events=events)
+
+
+def build_control(hal, config, core, store, meter_id, key):
+    """Limiter, breaker, reservations and (with a key) signed commands, or None without a
+    relay. Restored from the store at boot (Meter.boot)."""
+    if hal.relay is None:
+        return None
+    from meter.control.assembly import build_control as build
+    from meter.storage.persist import NullStore
+
+    return build(hal.relay, core.events, store if store is not None else NullStore(),
+                 meter_id, key, setting(config, "CURRENT_LIMITS_A"),
+                 setting(config, "CONTRACT_LIMIT_A"), setting(config, "RESERVATION_MAX_MIN"))
+
+
+def build_outage(hal, config, core, store, broute, meter_id, mac):
+    """(Last Gasp machine, alarm sender), or (None, None) without a key."""
+    if mac is None:
+        return None, None
+    from meter.outage.assembly import build_alarms, build_outage as build
+
+    lastgasp = build(meter_id, mac, core.events, core.regs, core.metering, store, hal.uplink,
+                     broute, setting(config, "HOLDUP_BUDGET_MS"), setting(config, "LASTGASP"))
+    return lastgasp, build_alarms(meter_id, mac)
+
+
+def build_meter(hal, config=None, key=None):
+    """A meter on `hal` (meter.hal.Board) with `config`'s settings and the per-meter `key`
+    (bytes or None; default hal.key). Without a key nothing is sealed: no journal, no
+    signed commands, no Last Gasp alarms (the meter still measures and serves the
+    B-route). Call boot() on the result before the first step()."""
+    from meter.app import Meter
+
+    if key is None:
+        key = hal.key
+    # the board provisions its own id (hal.meter_id); a config may name one (the sim)
+    meter_id = hal.meter_id or setting(config, "METER_ID")
+    mac = Hmac(key) if key else None
+    core = Core(config)
+    store = build_storage(hal, core, mac)
+    echonet = build_echonet(hal, config, core, store, meter_id)
+    broute = build_broute(hal, echonet, core.events)
+    control = build_control(hal, config, core, store, meter_id, key)
+    lastgasp, alarms = build_outage(hal, config, core, store, broute, meter_id, mac)
+    return Meter(hal, meter_id, core, store, echonet, broute, control, lastgasp, alarms)
