@@ -26,13 +26,15 @@ def session(request):
     """The meter behind the emulated dongle: its ECHONET service directly, or the long way
     through the firmware's Wi-SUN module driver and B-route pump."""
     logging.getLogger("momonga").setLevel(logging.WARNING)
-    dm = DemoMeter(start=START, unit=0x02, power_w=1800, export_w=300, current_ma=7_560)
-    dm.advance(2 * 3600 + 15)  # 10:00:15
+    settings = dict(start=START, unit=0x02, power_w=1800, export_w=300, current_ma=7_560)
     lock = threading.Lock()
     if request.param == "service_direct":
+        dm = DemoMeter(**settings)
         port = DirectMeterPort(dm, lock)
     else:
-        port = WisunDriverPort(dm, lock)
+        port = WisunDriverPort(lock, **settings)  # the meter with the Wi-SUN module fitted
+        dm = port.meter
+    dm.advance(2 * 3600 + 15)  # 10:00:15
     dongle = SkDongle(port)
     emu = PtyEmulator(dongle).start()
     mo = momonga.Momonga(DEFAULT_RBID, DEFAULT_PASSWORD, emu.path)

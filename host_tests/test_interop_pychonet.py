@@ -12,7 +12,7 @@ pychonet = pytest.importorskip("pychonet")
 from pychonet import ECHONETAPIClient, LowVoltageSmartElectricEnergyMeter  # noqa: E402
 from pychonet.lib.udpserver import UDPServer  # noqa: E402
 
-from broute_udp import BrouteUdpServer  # noqa: E402
+from broute_udp import SIM_MASTER_KEY, BrouteUdpServer, udp_module  # noqa: E402
 from demo_meter import DemoMeter  # noqa: E402
 from meter.metering.registers import FWD  # noqa: E402
 
@@ -22,10 +22,11 @@ METER_IP = "127.0.0.2"
 @pytest.fixture
 def served_meter():
     dm = DemoMeter(start=datetime.datetime(2026, 11, 28, 9, 0), unit=0x01, coefficient=10,
-                   power_w=2345, current_ma=23_450)
+                   power_w=2345, current_ma=23_450, radio=udp_module(METER_IP, 3610),
+                   broute_key=SIM_MASTER_KEY)
     dm.advance(5 * 3600)
     lock = threading.Lock()
-    server = BrouteUdpServer(dm.service, METER_IP, 3610).serve_in_thread(dm.now, lock)
+    server = BrouteUdpServer(dm).serve_in_thread(lock)
     yield dm, server
     server.close()
 

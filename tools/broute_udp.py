@@ -1,16 +1,18 @@
 """Serve the firmware's B-route (ECHONET Lite over UDP) from the host: the host UDP radio
-module and a non-blocking server that tools/sim.py polls once per loop iteration.
+module, and a server around a meter built with it (the product's own composition).
 
-    from broute_udp import BrouteUdpServer
-    server = BrouteUdpServer(service, host="127.0.0.2", port=3610)
+    from broute_udp import BrouteUdpServer, udp_module, SIM_MASTER_KEY
+    meter = DemoMeter(radio=udp_module("127.0.0.2", 3610), broute_key=SIM_MASTER_KEY)
+    server = BrouteUdpServer(meter)
     ...
-    server.poll(now)   # each loop iteration (now: meter.clock.Now); never blocks
+    server.poll()   # each loop iteration; never blocks
     ...
     server.close()
 
-The module is authenticated like any fitted radio module (meter.broute.pump): the server
-provisions it with a key derived from its own master key, standing in for the A-route.
+The module is authenticated like any fitted radio module (meter.broute.pump): udp_module()
+provisions it with a key derived from the master key, standing in for the A-route.
 A client on the same host binds 127.0.0.1:3610 (or 0.0.0.0:3610 with SO_REUSEADDR).
+The simulation (tools/sim.py) fits the same module into its meter.
 """
 
 import os
@@ -18,13 +20,11 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "board", "cpython")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import hostpaths  # noqa: E402,F401  (firmware, host HAL, CPython shim)
 from meter.broute.radio import auth, registry  # noqa: E402
-from meter.broute.pump import BRoute  # noqa: E402
 from meter.broute.radio.ip import IpModule  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.2"
@@ -67,40 +67,42 @@ class HostUdpModule(IpModule):
 registry.register("udp", "broute_udp", "HostUdpModule")
 
 
-class BrouteUdpServer:
-    """The B-route of one simulated meter on a host UDP address. poll() handles what is
-    pending and returns at once; serve_in_thread() runs it for tests."""
+def udp_module(host=DEFAULT_HOST, port=DEFAULT_PORT, master_key=SIM_MASTER_KEY, group=None):
+    """A host UDP module at host:port, provisioned with the key the simulated A-route derives
+    from master_key (what a meter built with broute_key=master_key accepts)."""
+    key = auth.module_key(master_key, "udp", "%s:%d" % (host, port))
+    return HostUdpModule(key=key, host=host, port=port, group=group)
 
-    def __init__(self, service, host=DEFAULT_HOST, port=DEFAULT_PORT, group=None,
-                 master_key=SIM_MASTER_KEY, events=None):
-        self.auth = auth.ModuleAuth(master_key)
-        ident = ("udp", "%s:%d" % (host, port))
-        key = auth.module_key(master_key, ident[0], ident[1])
-        self.module = HostUdpModule(key=key, host=host, port=port, group=group)
-        self.broute = BRoute(service, self.auth, self.detect, os.urandom, events=events)
-        self.address = (host, port)
+
+class BrouteUdpServer:
+    """The B-route of one meter (tools/demo_meter.DemoMeter built with a udp_module() as its
+    radio) on a host UDP address. poll() handles what is pending and returns at once;
+    serve_in_thread() runs it for tests."""
+
+    def __init__(self, meter):
+        self.meter = meter
+        self.broute = meter.m.broute
+        self.module = meter.m.hal.radio
+        self.address = (self.module.host, self.module.port)
         self._thread = None
         self._stop = threading.Event()
 
-    def detect(self):
-        return self.module if self.module.present() else None
+    def poll(self):
+        """Handle pending requests (the pump's monotonic ms is this host's); returns the
+        number of frames handled."""
+        return self.broute.poll(self.meter.now(int(time.monotonic() * 1000) & 0x3FFFFFFF))
 
-    def poll(self, now):
-        """Handle pending requests at `now` (meter.clock.Now; its monotonic ms is replaced
-        by this host's); returns the number of frames handled."""
-        now.ms = int(time.monotonic() * 1000) & 0x3FFFFFFF
-        return self.broute.poll(now)
-
-    def serve_in_thread(self, now, lock=None, interval=0.005):
-        """Poll from a background thread; now() -> meter.clock.Now of the meter's clock."""
+    def serve_in_thread(self, lock=None, interval=0.005):
+        """Poll from a background thread (under `lock`, shared with whoever advances the
+        meter)."""
         lock = lock or threading.Lock()
         with lock:  # first poll here: the module is authenticated and bound on return
-            self.poll(now())
+            self.poll()
 
         def run():
             while not self._stop.is_set():
                 with lock:
-                    self.poll(now())
+                    self.poll()
                 time.sleep(interval)
 
         self._thread = threading.Thread(target=run, daemon=True)
@@ -123,10 +125,10 @@ def main(argv=None):
     ap.add_argument("--host", default=DEFAULT_HOST)
     ap.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = ap.parse_args(argv)
-    meter = DemoMeter()
+    meter = DemoMeter(radio=udp_module(args.host, args.port), broute_key=SIM_MASTER_KEY)
     lock = threading.Lock()
-    server = BrouteUdpServer(meter.service, args.host, args.port)
-    server.serve_in_thread(meter.now, lock)
+    server = BrouteUdpServer(meter)
+    server.serve_in_thread(lock)
     print("B-route (ECHONET Lite) on %s:%d" % (args.host, args.port), flush=True)
     try:
         while True:
@@ -138,5 +140,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     main()

@@ -1,8 +1,8 @@
 """A small simulated meter for the B-route tools and interop tests: the product's own
 composition (meter.assembly.build_meter) on a virtual clock with a steady household load,
-with no flash, no key and an empty radio slot. tools/sim.py has the full simulation; this
-one exists so the Wi-SUN emulator, the UDP server and the ECHONET tests can run a meter on
-their own."""
+without flash or key; its radio slot is empty unless a module is given. tools/sim.py has
+the full simulation; this one lets the Wi-SUN emulator, the UDP server and the ECHONET tests
+run a meter on their own."""
 
 import datetime
 
@@ -65,13 +65,13 @@ class DemoMeter:
     seconds; handle(data) answers one ECHONET Lite request; now(ms) is the clock as a Now."""
 
     def __init__(self, start=None, unit=0x02, coefficient=1, power_w=1234, export_w=0,
-                 current_ma=12_300, current_t_ma=-1):
+                 current_ma=12_300, current_t_ma=-1, radio=None, broute_key=None):
         if start is None:
             start = datetime.datetime.now().replace(second=0, microsecond=0)
         self.clock = VirtualClock(wall_s=int((start - EPOCH_2000).total_seconds()))
         self.load = SteadyLoad(power_w, export_w, current_ma, current_t_ma)
-        self.m = build_meter(HostHal(self.clock, self.load, radio=NoModule()),
-                             DemoConfig(unit, coefficient))
+        hal = HostHal(self.clock, self.load, radio=radio or NoModule(), broute_key=broute_key)
+        self.m = build_meter(hal, DemoConfig(unit, coefficient))
         self.m.boot()
         self.regs = self.m.regs
         self.capture = self.m.capture

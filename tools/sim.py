@@ -82,13 +82,10 @@ def host_radio(spec):
     the simulated A-route derives for it. Returns (module, master key) or (None, None)."""
     if spec == "off":
         return None, None
-    from broute_udp import SIM_MASTER_KEY, HostUdpModule
-    from meter.broute.radio import auth
+    from broute_udp import SIM_MASTER_KEY, udp_module
 
     host, _, port = spec.rpartition(":")
-    port = int(port)
-    key = auth.module_key(SIM_MASTER_KEY, "udp", "%s:%d" % (host, port))
-    return HostUdpModule(key=key, host=host, port=port), SIM_MASTER_KEY
+    return udp_module(host, int(port)), SIM_MASTER_KEY
 
 
 class Simulation:

@@ -115,24 +115,25 @@ class WisunDriverPort:
     """The meter end through the firmware's own Wi-SUN module driver: a HEMS frame arrives
     at the emulated coordinator module, goes up the in-memory UART as ERXUDP to
     meter.broute.radio.wisun, through the authenticated B-route pump to the service, and the
-    reply comes back down as SKSENDTO."""
+    reply comes back down as SKSENDTO. The meter (`.meter`, a DemoMeter: the product's own
+    composition) is built here with that Wi-SUN module fitted; meter_kw are its settings."""
 
     MASTER = b"emulated A-route master key"
 
-    def __init__(self, meter, lock=None, rbid=DEFAULT_RBID, password=DEFAULT_PASSWORD):
+    def __init__(self, lock=None, rbid=DEFAULT_RBID, password=DEFAULT_PASSWORD, **meter_kw):
+        from demo_meter import DemoMeter
         from meter.broute.radio import auth
-        from meter.broute.pump import ACTIVE, BRoute
+        from meter.broute.pump import ACTIVE
         from meter.broute.radio.wisun import S_LISTEN, WisunModule
         from hosthal.links import LoopUart
 
-        self.meter = meter
         self.lock = lock or threading.Lock()
         self.uart = LoopUart()
         self.coord = SkCoordinator()
         key = auth.module_key(self.MASTER, "wisun", self.coord.mac)
         self.module = WisunModule(self.uart, rbid, password, key=key)
-        self.broute = BRoute(meter.service, auth.ModuleAuth(self.MASTER),
-                             lambda: self.module, os.urandom)
+        self.meter = DemoMeter(radio=self.module, broute_key=self.MASTER, **meter_kw)
+        self.broute = self.meter.m.broute
         self.t = 0
         self._delivered = 0  # frames of coord.sent already handed to the dongle
         for _ in range(40):
@@ -451,11 +452,12 @@ def main(argv=None):
     ap.add_argument("--through-driver", action="store_true",
                     help="route frames through the firmware's Wi-SUN driver and B-route pump")
     args = ap.parse_args(argv)
-    meter = DemoMeter(power_w=args.power)
     lock = threading.Lock()
     if args.through_driver:
-        port = WisunDriverPort(meter, lock, args.rbid, args.password)
+        port = WisunDriverPort(lock, args.rbid, args.password, power_w=args.power)
+        meter = port.meter
     else:
+        meter = DemoMeter(power_w=args.power)
         port = DirectMeterPort(meter, lock)
     dongle = SkDongle(port, rbid=args.rbid, password=args.password)
     with PtyEmulator(dongle) as emu:

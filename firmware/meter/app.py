@@ -73,14 +73,10 @@ class Meter:
             raise SettingError("E_BOOTED")
         self.booted = True
         now = self.now.read(self.clock)
-        st = self.store
-        if st is not None:
-            self.mount_report = st.restore(now)
-            if self.lastgasp is not None:
-                try:
-                    self.lastgasp.restore(st.lastgasp_state())
-                except ValueError:
-                    self.events.log(ev.JOURNAL_CORRUPT, now.ev_minute, now.second, -1, -1)
+        if self.store is not None:
+            self.mount_report = self.store.restore(now)
+        if self.lastgasp is not None:
+            self.lastgasp.recover(now)  # a malformed record is logged and ignored
         if set_clock is not None:
             set_clock(self)
             now = self.now.read(self.clock)
