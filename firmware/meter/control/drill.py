@@ -54,23 +54,14 @@ class Drill:
         self.max_recloses = max_recloses
         self.saver = saver or NULL_SAVER  # save-only handle of KIND_DRILL
         self.rule = TripRule(min_over_ms, reclose_ms, max_recloses, NEVER)
-        self.running = False
-        self.source = 0
-        self.start_min = -1
-        self.start_s = 0
-        self.end_min = -1
-        self.end_s = 0
-        self.low_a = 0
-        self.trips = 0
-        self.max_ma = 0
-        self.over_s = 0
-        self.n = 0
         self.kind = bytearray(MAX_RECORDS)
         self.rec_min = array("i", [0] * MAX_RECORDS)
         self.rec_s = bytearray(MAX_RECORDS)
         self.rec_ma = array("i", [0] * MAX_RECORDS)
         self.rec_a = bytearray(MAX_RECORDS)
         self._blob = bytearray(REPORT_LEN)
+        self.running = False
+        self._clear(0, -1, 0)  # no session yet: an empty report
 
     def tick(self, now, current_ma, real_a, drill_a, source):
         """One evaluation at meter.clock.Now `now`. drill_a: the drill cap (0 = no drill
@@ -102,9 +93,15 @@ class Drill:
 
     def _begin(self, now, source):
         self.running = True
+        self._clear(source, now.ev_minute, now.second)
+        self.rule.clear()
+        self.save()
+
+    def _clear(self, source, start_min, start_s):
+        """An empty report of a session from source started at (start_min, start_s)."""
         self.source = source
-        self.start_min = now.ev_minute
-        self.start_s = now.second
+        self.start_min = start_min
+        self.start_s = start_s
         self.end_min = -1
         self.end_s = 0
         self.low_a = 0
@@ -118,8 +115,6 @@ class Drill:
             self.rec_s[k] = 0
             self.rec_ma[k] = 0
             self.rec_a[k] = 0
-        self.rule.clear()
-        self.save()
 
     def _record(self, kind, now, current_ma, a):
         k = self.n
