@@ -84,19 +84,12 @@ class Meter:
         if self.control is not None:
             from meter.control.assembly import restore_control
 
-            restore_control(self.control, self._control_store())
+            restore_control(self.control, self.store)
             self.limiter.start(now)
         if self.lastgasp is not None:
             level = self.power_good.value() if self.power_good is not None else 1
             self.lastgasp.boot(now, level)
         return self.mount_report
-
-    def _control_store(self):
-        if self.store is not None:
-            return self.store
-        from meter.storage.persist import NullStore
-
-        return NullStore()
 
     # ---- the metering second -----------------------------------------------------------
 

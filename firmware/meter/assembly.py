@@ -110,10 +110,8 @@ def build_control(hal, config, core, store, meter_id, key):
     if hal.relay is None:
         return None
     from meter.control.assembly import build_control as build
-    from meter.storage.persist import NullStore
 
-    return build(hal.relay, core.events, store if store is not None else NullStore(),
-                 meter_id, key, setting(config, "CURRENT_LIMITS_A"),
+    return build(hal.relay, core.events, store, meter_id, key, setting(config, "CURRENT_LIMITS_A"),
                  setting(config, "CONTRACT_LIMIT_A"), setting(config, "RESERVATION_MAX_MIN"))
 
 
