@@ -6,7 +6,7 @@
 #              commit and Last Gasp paths (a few KB of hashlib objects) never trigger one;
 #   power      woken by the power-good edge (ThreadSafeFlag set from the pin IRQ); polls the
 #              Last Gasp machine every FAST_MS while it asks for FAST, and light-sleeps the
-#              board (hal.sleep) when it says SLEEP, polling again once it wakes;
+#              board in naps (hal.sleep) while it says SLEEP, polling after each nap;
 #   B-route    serve() every SERVE_MS while a radio module slot exists.
 
 import asyncio
@@ -54,7 +54,8 @@ def run():
             act = meter.power_poll()
             while act == FAST or act == SLEEP:
                 if act == SLEEP:
-                    hal.sleep()  # returns when power-good rises or the hold-up runs out
+                    hal.sleep()  # one light-sleep nap while mains is off
+                    await asyncio.sleep_ms(0)
                 else:
                     await asyncio.sleep_ms(FAST_MS)
                 act = meter.power_poll()

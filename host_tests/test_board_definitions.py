@@ -603,3 +603,32 @@ def test_reset_kinds_map_machine_constants(esp):
                         (99, resetcause.RESET_OTHER)):
         esp.machine.reset_cause = lambda c=cause: c
         assert resetcause.reset_kind() == kind
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_the_board_hal_builds_the_product_meter_through_the_root(esp, name):
+    """The board HAL is a meter.hal.Board: the composition root builds on it without
+    probing, boots it, meters a few seconds, and the shell's sleep is one nap."""
+    from meter.assembly import build_meter
+    from meter.hal import Board
+
+    cfg = variant(name, METROLOGY="simulated", RADIO="none")
+    hal = esp.factory.build_hal(cfg)
+    assert isinstance(hal, Board) and hal.key is None and hal.random is not None
+    hal.power_good._pin.level = cfg.POWER_GOOD_LEVEL  # mains present
+    m = build_meter(hal, cfg, key=b"board-test-key-0123456789abcdef!")
+    assert m.boot().chain_ok()
+    for k in range(3):
+        esp.time.ms = 1000 * (k + 1)
+        m.step()
+        m.idle()
+    assert m.limiter is not None and m.store is not None and m.lastgasp is not None
+    assert m.lastgasp.state == 0 and m.metering.samples >= 1 and m.power_poll() == 0  # UP
+    naps = []
+    esp.machine.lightsleep = naps.append
+    hal.power_good._pin.level = 1 - cfg.POWER_GOOD_LEVEL  # mains off
+    hal.sleep()
+    assert naps == [100]
+    hal.power_good._pin.level = cfg.POWER_GOOD_LEVEL
+    hal.sleep()
+    assert naps == [100]  # mains back: no nap

@@ -26,9 +26,10 @@ def test_equal_compares_whole_values():
     assert not mac.equal(b"abc", b"ab")
 
 
-def test_empty_key_is_refused():
+def test_empty_key_is_refused_with_its_code():
     try:
         mac.Hmac(b"")
-    except ValueError:
+    except ValueError as e:
+        assert e.args[0] == "E_KEY_EMPTY"
         return
     raise AssertionError("empty key accepted")

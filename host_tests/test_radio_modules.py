@@ -84,8 +84,9 @@ def test_registry_imports_a_module_only_when_the_board_asks_for_it():
     assert "meter.broute.radio.ethernet" in sys.modules
     assert "meter.broute.radio.wifi" not in sys.modules
     assert "meter.broute.radio.wisun" not in sys.modules
-    with pytest.raises(registry.UnknownModule):
+    with pytest.raises(registry.UnknownModule) as e:
         registry.create("plc")
+    assert e.value.args[0] == "E_RADIO_KIND plc"
 
 
 def test_wifi_module_joins_the_access_point_and_opens_udp_3610_on_link(fake_network):

@@ -33,12 +33,14 @@ class BoardHal(Board):
         self.s0_input = None  # the S0 edge ring or counter (diagnostics)
 
     def sleep(self):
-        """End of the Last Gasp sequence: light-sleep until mains returns (or the capacitor
-        runs out); RAM and the relay output are kept, so the meter resumes on return."""
+        """After the Last Gasp sequence (the machine said SLEEP): one light sleep of at most
+        _LIGHTSLEEP_MS while mains is off, the watchdog fed first; RAM and the relay output
+        are kept. The shell polls the machine again after each nap, so a return of mains is
+        seen within one nap (or the capacitor runs out first)."""
         import machine
 
         pg = self.power_good
-        while pg is not None and not pg.value():
+        if pg is not None and not pg.value():
             if self.wdt is not None:
                 self.wdt.feed()
             machine.lightsleep(_LIGHTSLEEP_MS)

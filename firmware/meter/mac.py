@@ -7,6 +7,8 @@
 
 import hashlib
 
+from meter.errors import SettingError
+
 _BLOCK = 64
 
 try:
@@ -32,7 +34,7 @@ class Hmac:
 
     def __init__(self, key):
         if not key:
-            raise ValueError("empty key")
+            raise SettingError("E_KEY_EMPTY")
         self._key = bytes(key)
         self._ipad, self._opad = _pads(self._key)
 

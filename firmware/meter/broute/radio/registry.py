@@ -24,7 +24,7 @@ def kinds():
 def load(kind):
     """The class implementing `kind`, imported now."""
     if kind not in _MODULES:
-        raise UnknownModule(kind)
+        raise UnknownModule("E_RADIO_KIND " + kind)
     path, name = _MODULES[kind]
     mod = __import__(path)
     for part in path.split(".")[1:]:
