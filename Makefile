@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test sim bench campaign fuzz soak slow mpy deploy clean
+.PHONY: all venv test sim bench campaign fuzz soak wearout slow mpy deploy clean
 
 all: test
 
@@ -44,6 +44,10 @@ campaign: $(STAMP)
 ## soak: a simulated month on the flash journal with outages, reboots and clock changes
 soak: $(STAMP)
 	$(BIN)/python tools/soak.py $(ARGS)
+
+## wearout: run the product meter on a flash that wears out, to the end of its life
+wearout: $(STAMP)
+	$(BIN)/python tools/wearout.py $(ARGS)
 
 ## slow: the exhaustive tests deselected from make test
 slow: $(STAMP)

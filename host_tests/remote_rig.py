@@ -5,6 +5,8 @@
 from meter.clock import Now
 from meter.control.assembly import build_control, restore_control
 from meter.events import EventLog
+from meter.storage.persist import (KIND_AUDIT, KIND_COUNTER, KIND_DRILL, KIND_LIMITER,
+                                   KIND_RESERVATIONS)
 from hosthal.clock import VirtualClock
 from hosthal.pins import FakeRelay
 
@@ -33,24 +35,40 @@ class FakeSaver:
         self.kind = kind
 
     def save(self, data):
-        self.store.save(self.kind, data)
+        return self.store.save(self.kind, data)
 
 
 class FakeStore:
     """A store of the meter.storage.persist contract (saver/latest/all) that keeps every
     saved blob per kind (copied, as the contract requires), and the order of all saves in
-    `log` (kind, blob), so a power cut after any save can be replayed."""
+    `log` (kind, blob), so a power cut after any save can be replayed. A save returns True
+    (durable) unless the store was told to refuse its kind (refuse(): a full journal),
+    then False and nothing is kept (counted in `refused`)."""
 
     def __init__(self):
         self.blobs = {}
         self.log = []
+        self.refusing = ()  # kinds whose saves are refused
+        self.refused = 0
+
+    def refuse(self, *kinds):
+        """Refuse the saves of these kinds from now on (no kinds: every kind)."""
+        self.refusing = kinds or (KIND_LIMITER, KIND_RESERVATIONS, KIND_COUNTER, KIND_AUDIT,
+                                  KIND_DRILL)
+
+    def accept(self):
+        self.refusing = ()
 
     def saver(self, kind):
         return FakeSaver(self, kind)
 
     def save(self, kind, data):
+        if kind in self.refusing:
+            self.refused += 1
+            return False
         self.blobs.setdefault(kind, []).append(bytes(data))
         self.log.append((kind, bytes(data)))
+        return True
 
     def cut_after(self, n):
         """The store as a power cut after the first n saves left it."""
@@ -66,17 +84,39 @@ class FakeStore:
         return list(self.blobs.get(kind, []))
 
 
+class FakeTamper:
+    """A tamper register as the command processor sees it (Store.tamper_pending and
+    Store.ack_tamper in the meter): evidence stands until acknowledged; `acks` logs the
+    minute of each acknowledgement; durable=False makes it fail to persist one."""
+
+    def __init__(self, pending=True):
+        self.standing = pending
+        self.durable = True
+        self.acks = []
+
+    def pending(self):
+        return self.standing
+
+    def ack(self, now):
+        self.acks.append(now.ev_minute)
+        self.standing = False
+        return self.durable
+
+
 class Rig:
     def __init__(self, wall_min=DAY, contract=60, min_over_ms=3000, reclose_ms=10_000,
                  max_recloses=3, max_duration_min=1440, store=None, relay=None,
-                 clock=None, counter=0):
+                 clock=None, counter=0, tamper=None):
         self.clock = clock or VirtualClock(wall_s=wall_min * 60)
         self.relay = relay or FakeRelay(closed=True)
         self.events = EventLog(256)
         self.store = store or FakeStore()
+        self.tamper = tamper
         self.ctl = build_control(self.relay, self.events, self.store, METER_ID, KEY, ALLOWED,
                                  contract, max_duration_min, min_over_ms, reclose_ms,
-                                 max_recloses)
+                                 max_recloses,
+                                 ack_tamper=tamper.ack if tamper is not None else None,
+                                 tamper_pending=tamper.pending if tamper is not None else None)
         self.table = self.ctl.table
         self.breaker = self.ctl.breaker
         self.limiter = self.ctl.limiter
@@ -147,7 +187,7 @@ class Rig:
             relay = FakeRelay(closed=relay_closed)
         s = store or self.store
         new = Rig(store=s, relay=relay, clock=clock, counter=self.he.counter,
-                  contract=60, min_over_ms=self.limiter.min_over_ms,
+                  tamper=self.tamper, contract=60, min_over_ms=self.limiter.min_over_ms,
                   reclose_ms=self.limiter.reclose_ms, max_recloses=self.limiter.max_recloses,
                   max_duration_min=self.table.max_duration_min)
         assert restore_control(new.ctl, s) == 0

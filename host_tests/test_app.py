@@ -6,10 +6,13 @@ from meter.control import status
 from meter.metering.registers import FWD
 from rigs import KEY, MeterRig
 from hosthal.pins import FakeRelay
+from hosthal.flash import NorFlash
 
 
 def rig_with_relay(watts, contract=30):
-    rig = MeterRig(watts=watts)
+    # a flash for the journal: a meter that keeps nothing refuses every command (its
+    # counter cannot be made durable: meter.control.command fails closed)
+    rig = MeterRig(watts=watts, flash=NorFlash(64))
     rig.hal.relay = FakeRelay(closed=True)
     rig.config.CONTRACT_LIMIT_A = contract
     from meter.assembly import build_meter

@@ -114,19 +114,43 @@ def test_restore_control_of_an_empty_store_changes_nothing():
             ctl.limiter.drill.to_bytes()) == before
 
 
-def test_the_null_store_keeps_nothing():
+def test_the_null_store_keeps_nothing_and_refuses_every_save():
     s = NullStore()
     h = s.saver(KIND_LIMITER)
-    h.save(b"abc")
+    assert h.save(b"abc") is False  # nothing is durable on a meter that keeps nothing
     assert s.latest(KIND_LIMITER) is None and s.all(KIND_AUDIT) == []
 
 
 def test_the_fake_store_handles_copy_what_they_are_given():
     s = FakeStore()
     buf = bytearray(b"one")
-    s.saver(KIND_DRILL).save(buf)
+    assert s.saver(KIND_DRILL).save(buf) is True
     buf[:] = b"two"
     assert s.latest(KIND_DRILL) == b"one" and s.log == [(KIND_DRILL, b"one")]
+
+
+def test_a_fake_store_told_to_refuse_keeps_nothing_of_those_kinds_and_says_so():
+    s = FakeStore()
+    s.refuse(KIND_COUNTER)
+    assert s.saver(KIND_COUNTER).save(b"c") is False and s.latest(KIND_COUNTER) is None
+    assert s.saver(KIND_AUDIT).save(b"a") is True
+    s.refuse()
+    assert s.saver(KIND_AUDIT).save(b"b") is False and s.refused == 2
+    s.accept()
+    assert s.saver(KIND_COUNTER).save(b"d") is True and s.latest(KIND_COUNTER) == b"d"
+
+
+def test_build_control_hands_the_tamper_register_to_the_commands():
+    def ack(now):
+        return 0
+
+    def pending():
+        return 2
+
+    ctl = build_control(FakeRelay(True), EventLog(8), FakeStore(), METER_ID, KEY, ALLOWED,
+                        0, 60, ack_tamper=ack, tamper_pending=pending)
+    assert ctl.commands.ack_tamper is ack and ctl.commands.tamper_pending is pending
+    assert build(FakeStore()).commands.ack_tamper is None
 
 
 # -- the journal store: the kinds keep their record types and keys -----------------------
@@ -223,7 +247,10 @@ def test_the_head_end_reads_the_layout_the_meter_writes_with_its_own_constants()
     assert (headend.RECORD_FMT, headend.RECORD_LEN) == (reservations.RECORD_FMT,
                                                        reservations.RECORD_LEN)
     assert (headend.AUDIT_FMT, headend.AUDIT_LEN) == (audit.ENTRY_FMT, audit.ENTRY_LEN)
-    assert headend.STATUS_FMT == C.STATUS_FMT
+    assert headend.STATUS_FMT == C.STATUS_FMT and headend.REBASE_FMT == C.REBASE_FMT
+    assert (headend.EPOCH_TAG, headend.MAX_EXPIRY_MIN) == (C.EPOCH_TAG, C.MAX_EXPIRY_MIN)
+    assert headend.STATUS_TAMPER == C._ST_TAMPER
+    assert headend.DEFAULT_EXPIRY_MIN <= headend.MAX_EXPIRY_MIN
     assert (headend.DRILL_RECORDS, headend.DRILL_RECORD_LEN) == (drill.REPORT_HEAD,
                                                                 drill.RECORD)
 

@@ -48,8 +48,35 @@ def test_cumulative_energy_and_its_scaling_come_from_the_registers(dm):
 
 
 def test_cumulative_energy_is_no_data_until_the_registers_are_restored(dm):
-    dm.meter.registers_valid = False
+    dm.meter.registers_valid = lambda: False
     assert value(dm, 0xE0) == b"\xff\xff\xff\xfe"
+
+
+def test_lost_register_records_serve_no_data_for_every_cumulative_value_and_a_fault(dm):
+    valid = [True]
+    dm.meter.registers_valid = lambda: valid[0]
+    assert u32(value(dm, 0xE0)) == dm.regs.count[FWD] > 0 and value(dm, 0x88) == b"\x42"
+    valid[0] = False  # the store found the register records lost
+    r = get(dm, 0xE0, 0xE3, 0xEA, 0xEB, 0xD0, 0x88)
+    assert r["esv"] == 0x72  # the values are "no data", not refused
+    v = dict(r["props"])
+    assert v[0xE0] == v[0xE3] == b"\xff\xff\xff\xfe"
+    assert v[0xEA][7:] == v[0xEB][7:] == b"\xff\xff\xff\xfe"
+    assert v[0xD0][7:] == b"\xff\xff\xff\xfe" * 2
+    assert v[0x88] == b"\x41"
+    valid[0] = True
+    assert u32(value(dm, 0xE0)) == dm.regs.count[FWD] and value(dm, 0x88) == b"\x42"
+
+
+def test_fault_status_follows_the_injected_fault_source(dm):
+    standing = [False]
+    dm.meter.fault = lambda: standing[0]
+    assert value(dm, 0x88) == b"\x42"
+    standing[0] = True  # e.g. a tamper finding not yet acknowledged by the head-end
+    assert value(dm, 0x88) == b"\x41"
+    assert u32(value(dm, 0xE0)) == dm.regs.count[FWD]  # a tamper fault still serves energy
+    standing[0] = False
+    assert value(dm, 0x88) == b"\x42"
 
 
 def test_instantaneous_power_and_current_in_w_and_tenths_of_an_ampere(dm):
@@ -282,3 +309,55 @@ def test_a_get_that_does_not_fit_answers_sna_for_the_rest(dm):
     assert r["esv"] == 0x52
     sizes = [len(edt) for _, edt in r["props"]]
     assert sizes[:5] == [194] * 5 and sizes[5] == 0
+
+
+OVERSIZED = [0xE2, 0xE4, 0xEA, 0xEB, 0xEC, 0xEE, 0xD0, 0xE0, 0xE3, 0xE7, 0xE8, 0x9F, 0x9D,
+             0x9E, 0x8D, 0xC0] * 2  # 32 properties, ~1.6 KB of values
+
+
+def listed(r):
+    return [epc for epc, _ in r["props"]]
+
+
+def test_an_oversized_get_lists_every_requested_property_in_order(dm):
+    frame = dm.handle(request(0x62, OVERSIZED, tid=0x77))
+    r = decode(frame)
+    assert len(frame) <= 1024
+    assert r["esv"] == 0x52 and listed(r) == OVERSIZED
+    sizes = [len(edt) for _, edt in r["props"]]
+    assert sizes[:6] == [194, 194, 11, 11, 103, 87]  # values while they fit
+    assert 0 in sizes  # the rest refused with PDC 0, still listed
+    assert dm.service.count[7] == sizes.count(0)
+
+
+@pytest.mark.parametrize("repeat", [1, 2, 6, 16, 32])
+def test_every_property_is_listed_whatever_the_mix(dm, repeat):
+    epcs = ([0xE2, 0xE4] * 16)[:repeat] + ([0xE0] * 32)[:32 - repeat]
+    r = decode(dm.handle(request(0x62, epcs)))
+    assert listed(r) == epcs
+    assert all(len(edt) in (0, 4, 194) for _, edt in r["props"])
+
+
+def test_a_small_reply_limit_keeps_the_listing_complete(dm):
+    dm.service.set_limit(513)  # a Wi-SUN module's datagram
+    epcs = [0xE2, 0xE4, 0xEA, 0xEB, 0xEC, 0xEE, 0xE0]
+    frame = dm.handle(request(0x62, epcs))
+    r = decode(frame)
+    assert len(frame) <= 513 and listed(r) == epcs and r["esv"] == 0x52
+    assert [len(e) for _, e in r["props"]] == [194, 194, 11, 11, 0, 0, 4]
+
+
+def test_setget_lists_every_set_and_get_property_when_the_get_block_overflows(dm):
+    gets = [0xE2] * 6 + [0xE0] * 14
+    r = decode(dm.handle(request(0x6E, [(0xE5, b"\x01"), (0xE5, b"\xff")], props2=gets)))
+    assert r["esv"] == 0x5E
+    assert r["props"] == [(0xE5, b""), (0xE5, b"\xff")]  # accepted, refused (echoed)
+    assert listed({"props": r["props2"]}) == gets
+
+
+def test_a_request_whose_smallest_reply_cannot_fit_is_dropped_whole_and_counted(dm):
+    dm.service.set_limit(60)  # a link too small for 32 PDC-0 entries (12 + 64 bytes)
+    day = dm.meter.day
+    assert dm.handle(request(0x6E, [(0xE5, b"\x02")], props2=[0xE0] * 31)) == b""
+    assert dm.service.count[8] == 1 and dm.meter.day == day  # nothing was set
+    assert decode(dm.handle(request(0x62, [0xE0] * 8)))["esv"] == 0x72  # small ones pass

@@ -61,3 +61,37 @@ def test_pychonet_discovers_the_meter_and_reads_energy_power_and_current(served_
     # kWh as a HEMS computes it = register count x coefficient x unit
     assert abs(v[0xE0] * v[0xD3] * v[0xE1] - 2.345 * 5) < 1.0
     assert dm.service.count[0] >= 3 and server.broute.count[4] >= 3
+
+
+async def discover_by_multicast():
+    """What Home Assistant does with no host configured: a multicast Get of the instance
+    list to 224.0.23.0; each node that answers is reported to discover_callback."""
+    udp = UDPServer(local_ip="127.0.0.1")  # joins the group, multicasts out of loopback
+    udp.run("127.0.0.1", 3610, asyncio.get_running_loop())
+    api = ECHONETAPIClient(udp)
+    found = asyncio.Event()
+    hosts = set()
+
+    async def on_discovered(host):
+        hosts.add(host)
+        if host == METER_IP:
+            found.set()
+
+    api.configure(message_timeout=50, logger=lambda *a, **k: None,
+                  discover_callback=on_discovered)
+    probe = asyncio.ensure_future(api.discover())  # waits for nobody: nodes answer unicast
+    try:
+        await asyncio.wait_for(found.wait(), 5)
+        assert await api.discover(METER_IP)  # then as after any discovery: the node's details
+        return api, hosts
+    finally:
+        probe.cancel()
+        udp.close()
+
+
+def test_pychonet_discovers_the_meter_by_multicast(served_meter):
+    dm, server = served_meter
+    api, hosts = asyncio.run(discover_by_multicast())
+    assert METER_IP in hosts  # its address came from the unicast answer to the multicast
+    assert api.state[METER_IP]["instances"][0x02][0x88][0x01] is not None
+    assert api.state[METER_IP]["uid"]

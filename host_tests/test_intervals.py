@@ -254,3 +254,18 @@ def test_reactive_energy_over_15_minutes_reads_the_lag_and_lead_columns():
     five.record(DAY0 + 30, MODULO - 1, 0, 0, 0, 1000)
     five.record(DAY0 + 45, 2, 0, 0, 0, 1000)
     assert five.energy(DAY0 + 45, 15) == 3  # across the 8-digit wrap
+
+
+def test_a_correction_behind_the_high_water_mark_drops_the_later_boundaries_and_resumes():
+    rig = Rig()
+    t0 = DAY0 * 60
+    rig.run(t0, 3600)
+    rig.run(t0 + 7 * 86_400, 1800)  # a week ahead by mistake
+    assert rig.cap.correct(DAY0 + 60) == 30  # back to the real time, hh:00
+    cap = rig.cap
+    assert cap.high_water == DAY0 + 59 and cap.future_dropped == 30
+    assert cap.ring.latest() == DAY0 + 59 and cap.five.latest() == DAY0 + 55
+    assert cap.half.latest() == DAY0 + 30 and cap.last_five == DAY0 + 55
+    bits = rig.run(t0 + 3600, 60)
+    assert bits & CAPTURED and not bits & GAP and cap.ring.latest() == DAY0 + 60
+    assert cap.correct(DAY0 + 61) == 0  # not behind the mark: nothing dropped

@@ -123,8 +123,11 @@ def test_an_on_demand_audit_reports_a_tampered_record_and_repairs_nothing():
     image = bytes(mem)
     rep = rig.meter.audit()
     assert not rep.chain_ok()
-    assert bytes(flash.mem) == image  # nothing rewritten to hide it
+    # nothing rewritten to hide it: only blank slots were programmed (the tamper register)
+    after = bytes(flash.mem)
+    assert all(after[i] == image[i] for i in range(len(image)) if image[i] != 0xFF)
     assert rig.meter.events.count(ev.TAMPER_SEAL) >= 1
+    assert rig.meter.store.tamper_pending() and rig.meter.store.tamper_count == 1
 
 
 def test_a_fast_flapping_supply_never_wedges_the_journal_or_the_meter():
@@ -222,3 +225,121 @@ def test_a_meter_with_a_relay_audits_its_journal_and_keeps_its_command_log():
     rig.seconds(120)
     assert rig.meter.audit().chain_ok()
     assert rig.meter.command_log is rig.meter.commands.audit
+
+
+# ---- registers lost (issue 11 item 5) ------------------------------------------------------
+
+def _without_registers(flash):
+    """The journal of `flash` with every record but REC_REGISTERS, re-appended (sealed under
+    the meter's key) on a blank flash: what a meter whose registers records were lost has."""
+    from meter.storage.assembly import build_storage
+    from meter.storage.records import FIRST_TYPE, LAST_TYPE, REC_REGISTERS
+    from meter.mac import Hmac
+    from rigs import KEY
+
+    old = MeterRig(start_s=DAY0_S, flash=NorFlash(64, flash.image())).meter.journal
+    out = NorFlash(64)
+    j = build_storage(out, Hmac(KEY), *_parts()).journal
+    j.mount()
+    for t in range(FIRST_TYPE, LAST_TYPE + 1):
+        if t != REC_REGISTERS:
+            for key, p in old.records(t):
+                j.append(t, bytes(p), key)
+    return out
+
+
+def _parts():
+    from meter.assembly import Core
+
+    c = Core(None)
+    return c.regs, c.capture, c.events
+
+
+def test_lost_register_records_are_rebuilt_from_history_and_served_as_not_valid():
+    from meter.storage.store import FROM_SERIES
+
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 6 * 3600, watts=2000)
+    rig.seconds(2 * 3600 + 100)
+    m = rig.meter
+    newest = m.capture.ring.fwd[m.capture.ring.slot(m.capture.high_water)]
+    lost = _without_registers(flash)
+    new = boot(lost, rig.clock.wall_seconds() + 60, watts=2000)
+    n = new.meter
+    st = n.store
+    assert not st.registers_valid and st.restored_from == FROM_SERIES
+    assert n.events.newest(ev.REGISTERS_LOST)[4] == m.capture.high_water
+    assert n.regs.count[FWD] == newest  # the newest captured value, never zero
+    for k in range(8):  # no half-hour of history above the register
+        h = st.history(m.capture.high_water // 30 * 30 - 30 * k)
+        assert h == -1 or h[0] <= n.regs.count[FWD]
+    new.seconds(120)
+    again = boot(lost, new.clock.wall_seconds() + 5, watts=2000).meter
+    assert not again.store.registers_valid  # the flag is persisted with the registers
+    assert again.regs.count[FWD] >= n.regs.count[FWD] - 2000 * 60 // 360  # a power cut
+
+
+# ---- the tamper register (issue 11 item 4) -------------------------------------------------
+
+def _forge_oldest_record(flash):
+    import binascii
+    import struct
+    mem = flash.mem
+    off = next(a for a in range(256, len(mem), 256) if a % 4096 and mem[a:a + 2] == b"MJ")
+    length = mem[off + 4]
+    mem[off + 32] ^= 0x01
+    struct.pack_into("<I", mem, off + 48 + length,
+                     binascii.crc32(bytes(mem[off:off + 48 + length])))
+
+
+def test_tamper_evidence_stays_pending_until_acknowledged_after_compaction_reclaimed_it():
+    flash = NorFlash(sectors=32)
+    rig = boot(flash, DAY0_S + 3600, watts=1000)
+    rig.seconds(300)
+    _forge_oldest_record(flash)
+    t = rig.clock.wall_seconds()
+    reports = []
+    for _ in range(12):
+        r = boot(flash, t + 5, watts=1000)
+        reports.append(r.meter.mount_report.chain_ok())
+        r.seconds(3600)
+        t = r.clock.wall_seconds()
+    st = r.meter.store
+    assert not reports[0] and reports[-1]  # compaction reclaimed the forged record
+    assert st.tamper_pending() and st.tamper_count == 1  # one finding, however often seen
+    code, sector, seq, minute = st.tamper_first
+    assert code == ev.TAMPER_SEAL and st.tamper_last == st.tamper_first
+    assert st.ack_tamper(r.meter.now.read(r.clock)) is True
+    n = boot(flash, r.clock.wall_seconds() + 5).meter
+    assert not n.store.tamper_pending() and n.store.tamper_count == 1
+    assert n.events.newest(ev.TAMPER_ACK) is not None
+
+
+# ---- wear under a flapping supply (issue 11 item 10) ---------------------------------------
+
+def test_a_flapping_supply_writes_a_commit_per_changed_value_not_per_outage():
+    flash = NorFlash(sectors=32)
+    rig = boot(flash, DAY0_S + 10 * 3600, watts=0, restore_ms=100)
+    rig.seconds(30)
+    st = rig.meter.store
+    commits = st.commits
+    for _ in range(400):  # 60 ms off, 250 ms on: 400 outages in ~2 minutes
+        rig.mains(False)
+        rig.ms(60)
+        rig.mains(True)
+        rig.ms(250)
+    assert rig.meter.lastgasp.failures == 400
+    assert st.commits - commits <= 6  # the minute commits and one Last Gasp commit each
+    assert st.commits_skipped + st.commits_deferred >= 390
+
+
+def test_a_last_gasp_commit_with_nothing_changed_writes_nothing():
+    flash = NorFlash(sectors=64)
+    rig = boot(flash, DAY0_S + 10 * 3600, watts=1000)
+    rig.seconds(90)
+    st = rig.meter.store
+    assert st.commit_now() >= 0
+    p = rig.meter.journal.programs
+    assert st.commit_now() == -1 and rig.meter.journal.programs == p
+    assert st.save_lastgasp(b"state") >= 0 and st.save_lastgasp(b"state") == -1
+    assert rig.meter.journal.programs == p + 1

@@ -23,7 +23,18 @@ def scenarios():
     return sorted(f for f in os.listdir(MPY_SCENARIOS) if f.startswith("scenario_"))
 
 
-def run_script(name, mpy_dir, heap=HEAP, timeout=300):
+def script_heap(name):
+    """The heap a scenario runs with: HEAP, or what its "# scenario-heap: N" line asks for
+    (only a scenario whose simulated flash lives in the heap may ask for more)."""
+    with open(os.path.join(MPY_SCENARIOS, name)) as f:
+        for line in f:
+            if line.startswith("# scenario-heap:"):
+                return line.split(":", 1)[1].split()[0]
+    return HEAP
+
+
+def run_script(name, mpy_dir, heap=None, timeout=300):
+    heap = heap or script_heap(name)
     return subprocess.run(
         [tool("micropython"), "-X", "heapsize=" + heap, os.path.join(MPY_SCENARIOS, name)],
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,

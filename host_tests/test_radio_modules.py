@@ -142,9 +142,10 @@ class Counter:
         return self.n.to_bytes(size, "big")
 
 
-def provisioned(module_id, master=MASTER, port=0):
+def provisioned(module_id, master=MASTER, port=0, group=None):
     key = auth.module_key(master, "udp", module_id)
-    return HostUdpModule(key=key, host="127.0.0.1", port=port, module_id=module_id)
+    return HostUdpModule(key=key, host="127.0.0.1", port=port, module_id=module_id,
+                         group=group)
 
 
 def rig():
@@ -192,7 +193,7 @@ def test_a_module_with_the_wrong_key_stays_unused_until_removed():
 
 def test_a_module_that_cannot_answer_the_challenge_is_rejected():
     dm, slot, log, br = rig()
-    slot.module = HostUdpModule(key=None, host="127.0.0.1", port=0)
+    slot.module = HostUdpModule(key=None, host="127.0.0.1", port=0, group=None)
     br.poll(dm.now(0))
     assert br.state == REJECTED
 

@@ -99,3 +99,44 @@ def test_uart_and_datagram_links_carry_bytes_both_ways():
     n, addr = b.recvfrom_into(buf)
     assert (bytes(buf[:n]), addr) == (b"hello", "a")
     assert b.recvfrom_into(buf) == (0, None)
+
+
+def test_a_failing_erase_leaves_stuck_bytes_and_a_failing_program_does_not_stick():
+    f = NorFlash(sectors=2)
+    f.fail_erase(1)
+    f.erase_sector(1)
+    buf = bytearray(4096)
+    f.read(4096, buf)
+    assert buf.count(0) == 4 and buf.count(0xFF) == 4092  # silent: only a read shows it
+    f.erase_sector(0)
+    f.read(0, buf)
+    assert buf == b"\xff" * 4096
+    f.fail_program(300, 302)
+    f.program(256, bytes(256))
+    page = bytearray(256)
+    f.read(256, page)
+    assert page == bytes(44) + b"\xff\xff" + bytes(210)
+
+
+def test_the_endurance_model_wears_sectors_out_one_by_one_and_deterministically():
+    f = NorFlash(sectors=16, endurance=10)
+    limits = [f.limit(s) for s in range(16)]
+    assert min(limits) >= 10 and max(limits) <= 15 and len(set(limits)) > 2
+    assert limits == [NorFlash(sectors=16, endurance=10).limit(s) for s in range(16)]
+    buf = bytearray(4096)
+    modes = set()
+    for s in range(16):
+        for _ in range(limits[s]):
+            f.erase_sector(s)
+            f.read(s * 4096, buf)
+            assert buf == b"\xff" * 4096  # fine up to its limit
+        assert f.worn(s)
+        f.erase_sector(s)
+        f.program(s * 4096, b"\x00\x00")
+        f.read(s * 4096, buf)
+        erase_failed = buf.count(0xFF) < 4094
+        program_failed = buf[0] == 0xFF
+        assert erase_failed != program_failed  # a worn sector fails one way
+        modes.add(erase_failed)
+    assert modes == {True, False}
+    assert NorFlash(sectors=1).limit(0) == 0 and not NorFlash(sectors=1).worn(0)

@@ -231,3 +231,37 @@ def test_a_different_dongle_in_the_uart_slot_is_identified_afresh_and_must_authe
     step(20)
     assert r.m.identity()[1] == "001D1290AAAAAAAA"
     assert br.state == REJECTED and r.m.state != S_UP
+
+
+def test_an_oversized_get_over_wisun_is_answered_within_one_sksendto_listing_every_property():
+    import datetime
+
+    from demo_meter import DemoMeter
+    from meter.broute.pump import ACTIVE, BRoute, IO_ERRORS
+
+    master = b"master"
+    dm = DemoMeter(start=datetime.datetime(2026, 11, 28, 10, 0))
+    dm.advance(300)
+    r = Rig(key=auth.module_key(master, "wisun", "001D129012345678"))
+    br = BRoute(dm.service, auth.ModuleAuth(master), lambda: r.m, lambda n: bytes(n))
+
+    def step(k=1):
+        for _ in range(k):
+            br.poll(dm.now(r.t))
+            out = r.uart.take()
+            if out:
+                r.uart.feed(r.coord.feed(out))
+            r.t += 10
+
+    step(20)
+    assert br.state == ACTIVE
+    r.uart.feed(r.coord.hems_join(HEMS))
+    step(2)
+    epcs = [0xE2, 0xE4, 0xEA, 0xEB, 0xEC, 0xEE, 0xE0, 0xE3]  # ~630 bytes of values
+    r.uart.feed(r.coord.hems_send(HEMS, request(0x62, epcs)))
+    step(4)
+    assert br.count[IO_ERRORS] == 0
+    dest, reply = r.coord.sent[-1]
+    got = decode(reply)
+    assert dest == HEMS and len(reply) <= 513
+    assert got["esv"] == 0x52 and [e for e, _ in got["props"]] == epcs

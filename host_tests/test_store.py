@@ -200,8 +200,8 @@ def test_clock_set_logs_old_and_new_time_and_is_persisted():
     m = Meter(NorFlash(SECTORS))
     clock = VirtualClock(DAY0 * 60 + 100)
     m.run(DAY0 * 60, 120)
-    assert set_clock(clock, m.events, m.store, DAY0 + 90, 5) == (90 * 60 + 5) - 100
-    assert set_clock(clock, m.events, m.store, DAY0 + 10, 0) == -(80 * 60 + 5)
+    assert set_clock(clock, m.events, m.store, DAY0 + 90, 5, force=True) == (90 * 60 + 5) - 100
+    assert set_clock(clock, m.events, m.store, DAY0 + 10, 0, force=True) == -(80 * 60 + 5)
     b = m.reboot()
     olds = [e for e in (b.events.get(k) for k in range(b.events.n))
             if e[1] == CLOCK_ADJUST_OLD]
@@ -395,3 +395,17 @@ def test_a_full_journal_delays_commits_until_compaction_made_room_and_boot_survi
         pass
     t = t0 + 8 * 3600
     assert b.tick(t * 1000, t // 60, t % 60) >= 0
+
+
+def test_a_save_handle_returns_true_when_durable_and_false_when_refused():
+    from meter.storage.records import KIND_LIMITER
+
+    m = Meter(NorFlash(SECTORS))
+    saver = m.store.saver(KIND_LIMITER)
+    assert saver.save(b"\x01\x02") is True and m.store.latest(KIND_LIMITER) == b"\x01\x02"
+
+    def full(*a, **kw):
+        raise J.JournalFull("E_JOURNAL_FULL")
+
+    m.journal.append = full
+    assert saver.save(b"\x03") is False and saver.failed == 1 and m.store.save_failures == 1

@@ -12,6 +12,10 @@ module, and a server around a meter built with it (the product's own composition
 The module is authenticated like any fitted radio module (meter.broute.pump): udp_module()
 provisions it with a key derived from the master key, standing in for the A-route.
 A client on the same host binds 127.0.0.1:3610 (or 0.0.0.0:3610 with SO_REUSEADDR).
+The module joins the ECHONET multicast group 224.0.23.0 on the loopback interface (the
+interface of its own 127.x address), so a HEMS on this host discovers it by a multicast Get
+to 224.0.23.0:3610 sent with IP_MULTICAST_IF 127.0.0.1, and a listener that joined the group
+on 127.0.0.1 hears its start-up instance-list announcement. group=None: unicast only.
 The simulation (tools/sim.py) fits the same module into its meter.
 """
 
@@ -26,6 +30,7 @@ if __name__ == "__main__":
 import hostpaths  # noqa: E402,F401  (firmware, host HAL, CPython shim)
 from meter.broute.radio import auth, registry  # noqa: E402
 from meter.broute.radio.ip import IpModule  # noqa: E402
+from meter.broute.radio.udp import GROUP  # noqa: E402
 
 DEFAULT_HOST = "127.0.0.2"
 DEFAULT_PORT = 3610
@@ -37,7 +42,7 @@ class HostUdpModule(IpModule):
 
     kind = "udp"
 
-    def __init__(self, key=None, host=DEFAULT_HOST, port=DEFAULT_PORT, group=None,
+    def __init__(self, key=None, host=DEFAULT_HOST, port=DEFAULT_PORT, group=GROUP,
                  module_id=None, firmware="host-udp-1"):
         IpModule.__init__(self, key=key, host=host, port=port, group=group)
         self.module_id = module_id or "%s:%d" % (host, port)
@@ -67,9 +72,10 @@ class HostUdpModule(IpModule):
 registry.register("udp", "broute_udp", "HostUdpModule")
 
 
-def udp_module(host=DEFAULT_HOST, port=DEFAULT_PORT, master_key=SIM_MASTER_KEY, group=None):
+def udp_module(host=DEFAULT_HOST, port=DEFAULT_PORT, master_key=SIM_MASTER_KEY, group=GROUP):
     """A host UDP module at host:port, provisioned with the key the simulated A-route derives
-    from master_key (what a meter built with broute_key=master_key accepts)."""
+    from master_key (what a meter built with broute_key=master_key accepts), in the ECHONET
+    multicast group (group=None: unicast only)."""
     key = auth.module_key(master_key, "udp", "%s:%d" % (host, port))
     return HostUdpModule(key=key, host=host, port=port, group=group)
 

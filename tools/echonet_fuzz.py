@@ -123,6 +123,10 @@ def run(count, seed=1):
             replies += 1
             assert r <= len(svc.tx.buf)
             assert codec.parse(svc.tx.buf, r, parsed, r) == codec.OK, frame.hex()
+            req = svc.frame  # the request just handled: every property of it is listed
+            k = req.opc + req.opc2
+            assert (parsed.opc, parsed.opc2) == (req.opc, req.opc2), frame.hex()
+            assert parsed.epc[:k] == req.epc[:k], frame.hex()
         pos = 0
         while pos < len(frame):
             pos += asm.feed(frame, pos)

@@ -11,6 +11,13 @@ that pairs the two checks both ends. Library use:
     resp = he.parse(meter_reply_bytes)          # raises ResponseError if not authentic
     rec = parse_record(resp.data)               # Record(rid, start, end, limit, ...)
     req2 = he.confirm(7, rec.digest, expiry=m + 5)
+    if he.rebase_due():                         # the counter passed REBASE_AT
+        resp = he.parse(meter(he.rebase(he.epoch + 1, expiry=m + 5)))
+        he.adopt(resp)                          # an OK rebase: new epoch, counters from 1
+
+Counters are renewed by epochs (see firmware/meter/control/command.py): a request of epoch
+e > 0 is signed over the 3-byte prefix EPOCH_TAG, e before its bytes; REBASE moves the
+meter to a new epoch, after which every request signed before it is refused.
 
 CLI (prints the request as hex; keeps the counter in a state file). --expiry defaults to
 the host clock's wall minute + 10 (minutes since 2000-01-01 local standard time, as the
@@ -18,7 +25,12 @@ meter counts them):
 
     headend.py --meter-id SIM00001 --key-hex 00.. --state he.json create --id 7 \
         --start 14000000 --end 14000060 --limit 20
-    headend.py --meter-id SIM00001 --key-hex 00.. parse --hex 01..
+    headend.py --meter-id SIM00001 --key-hex 00.. --state he.json rebase --epoch 1
+    headend.py --meter-id SIM00001 --key-hex 00.. --state he.json parse --hex 01..
+
+The state file keeps the epoch too; `parse --state` adopts an authentic OK rebase response
+(new epoch, counter 0), and every request built while the counter is past REBASE_AT
+prints a reminder on stderr.
 """
 
 import argparse
@@ -46,7 +58,8 @@ from meter.control.limiter import STATE_NAMES as BREAKER_STATES  # noqa: E402
 Response = namedtuple("Response", "code meter_id counter tag status data")
 Record = namedtuple("Record", "rid start end limit flags state digest")
 AuditEntry = namedtuple("AuditEntry", "seq counter minute second code status arg")
-Status = namedtuple("Status", "contract active_a active_id state recloses flags unsaved")
+Status = namedtuple("Status", "contract active_a active_id state recloses flags unsaved epoch")
+Rebase = namedtuple("Rebase", "epoch counter")
 DrillTrip = namedtuple("DrillTrip", "kind minute second current_ma limit_a")
 DrillReport = namedtuple("DrillReport", "running source start_min start_s end_min end_s "
                          "low_a trips max_ma over_s records")
@@ -67,7 +80,14 @@ DIGEST_FIELDS_FMT = ">HiiBB"  # what the digest covers: id, start, end, limit, f
 FLAG_DRILL = 1  # reservation flags bit0: a drill reservation
 AUDIT_FMT = ">IIiBBBH"  # audit entry: seq, counter, minute, second, code, status, arg
 AUDIT_LEN = 17
-STATUS_FMT = ">BBHBBBB"  # contract, active A, active id, breaker, re-closes, flags, unsaved
+STATUS_FMT = ">BBHBBBBH"  # contract, active A, active id, breaker, re-closes, flags,
+# unsaved audit entries, counter epoch
+STATUS_TAMPER = 16  # status flags bit4: tamper evidence stands (not yet acknowledged)
+REBASE_FMT = ">HI"  # REBASE response data: new epoch, counter
+EPOCH_TAG = 0xEE  # a request of epoch e > 0 is signed over (EPOCH_TAG u8, e u16) + its bytes
+MAX_EXPIRY_MIN = 60  # the meter refuses an expiry further ahead (E_EXPIRY_RANGE)
+REBASE_AT = 1 << 31  # counter past which the head-end moves the meter to a new epoch
+COUNTER_MAX = 0xFFFF_FFFF  # the largest counter a request carries
 DRILL_HEAD_FMT = ">BBHiBiBBHIIB"  # drill report head (see DrillReport) ...
 DRILL_RECORDS = 26  # ... its records start here ...
 DRILL_RECORD_LEN = 11  # ... each this long
@@ -98,24 +118,40 @@ def record_digest(rid, start, end, limit, flags):
 
 
 class HeadEnd:
-    def __init__(self, meter_id, key, counter=0):
+    def __init__(self, meter_id, key, counter=0, epoch=0):
         if len(meter_id) != 8:
             raise ValueError("meter id must be 8 bytes")
         self.meter_id = bytes(meter_id)
         self.key = bytes(key)
         self.counter = counter  # last counter used; the next request uses counter + 1
+        self.epoch = epoch  # the meter's counter epoch the requests are signed for
         self.sent = {}  # counter -> request tag, to bind responses
 
-    def build(self, code, args=b"", expiry=0, counter=None):
-        """Signed request; counter defaults to the next one."""
+    def build(self, code, args=b"", expiry=0, counter=None, epoch=None):
+        """Signed request; counter defaults to the next one, epoch to the current one."""
         if counter is None:
             self.counter += 1
             counter = self.counter
         body = struct.pack(REQ_HEAD_FMT, C.VERSION, code, self.meter_id, counter, expiry,
                            len(args)) + args
-        mac = hmac.new(self.key, body, hashlib.sha256).digest()
+        e = self.epoch if epoch is None else epoch
+        prefix = struct.pack(">BH", EPOCH_TAG, e) if e else b""
+        mac = hmac.new(self.key, prefix + body, hashlib.sha256).digest()
         self.sent[counter] = mac[:TAG_LEN]
         return body + mac
+
+    def rebase_due(self):
+        """True once the counter passed REBASE_AT: time to REBASE to a new epoch."""
+        return self.counter >= REBASE_AT
+
+    def adopt(self, resp):
+        """After an authentic OK REBASE response: sign for the new epoch, counters from 1.
+        Returns True when resp was one."""
+        if resp.code != C.CMD_REBASE or resp.status != S.OK:
+            return False
+        r = parse_rebase(resp.data)
+        self.epoch, self.counter = r.epoch, r.counter
+        return True
 
     def create(self, rid, start, end, limit, expiry, drill=False):
         return self.build(C.CMD_CREATE, struct.pack(">HiiBB", rid, start, end, limit,
@@ -150,6 +186,17 @@ class HeadEnd:
 
     def status(self, expiry):
         return self.build(C.CMD_STATUS, b"", expiry)
+
+    def ack_tamper(self, expiry):
+        """Acknowledge the meter's standing tamper evidence (needs its wall clock valid)."""
+        return self.build(C.CMD_ACK_TAMPER, b"", expiry)
+
+    def rebase(self, epoch, expiry):
+        """Move the meter's counters to `epoch` (its current one + 1); signed in the
+        current epoch. Call adopt() with the OK response. The meter does not check a
+        rebase's counter (its epoch guards it), so it works with the counter exhausted."""
+        self.counter = min(self.counter + 1, COUNTER_MAX)
+        return self.build(C.CMD_REBASE, struct.pack(">H", epoch), expiry, self.counter)
 
     def parse(self, resp, check_tag=True):
         """Verify a response's HMAC, meter id and request binding; return a Response."""
@@ -192,6 +239,10 @@ def parse_status(data):
     return Status(*struct.unpack(STATUS_FMT, data))
 
 
+def parse_rebase(data):
+    return Rebase(*struct.unpack(REBASE_FMT, data))
+
+
 def parse_drill_report(data):
     (_, flags, source, start_min, start_s, end_min, end_s, low_a, trips, max_ma, over_s,
      n) = struct.unpack_from(DRILL_HEAD_FMT, data, 0)
@@ -221,12 +272,16 @@ def describe(resp):
                 S.NAMES[e.status] if e.status < len(S.NAMES) else e.status, e.arg)
     elif resp.code == C.CMD_REPORT:
         out += "\n  " + repr(parse_drill_report(resp.data))
+    elif resp.code == C.CMD_REBASE:
+        r = parse_rebase(resp.data)
+        out += "\n  counter epoch %d, counter %d" % (r.epoch, r.counter)
     else:
         s = parse_status(resp.data)
         out += ("\n  contract %d A, active %d A (id %d), breaker %s, re-closes %d, flags %#x,"
-                " unsaved audit entries %d" % (s.contract, s.active_a, s.active_id,
-                                                BREAKER_STATES[s.state], s.recloses, s.flags,
-                                                s.unsaved))
+                " unsaved audit entries %d, counter epoch %d%s"
+                % (s.contract, s.active_a, s.active_id, BREAKER_STATES[s.state], s.recloses,
+                   s.flags, s.unsaved, s.epoch,
+                   ", TAMPER EVIDENCE STANDS (ack-tamper)" if s.flags & STATUS_TAMPER else ""))
     return out
 
 
@@ -253,18 +308,24 @@ def main(argv=None):
     c.add_argument("--limit", type=int, required=True)
     c.add_argument("--seconds", type=int, required=True)
     sub.add_parser("audit").add_argument("--skip", type=int, default=0)
-    for name in ("list", "reset", "report", "status"):
+    for name in ("list", "reset", "report", "status", "ack-tamper"):
         sub.add_parser(name)
+    sub.add_parser("rebase").add_argument("--epoch", type=int,
+                                          help="new epoch (default: the current one + 1)")
     sub.add_parser("parse").add_argument("--hex", required=True)
     a = p.parse_args(argv)
 
-    last = 0
+    saved = {"counter": 0, "epoch": 0}
     if a.state and os.path.exists(a.state):
         with open(a.state) as f:
-            last = json.load(f)["counter"]
-    he = HeadEnd(a.meter_id.encode(), bytes.fromhex(a.key_hex), last)
+            saved.update(json.load(f))
+    he = HeadEnd(a.meter_id.encode(), bytes.fromhex(a.key_hex), saved["counter"],
+                 saved["epoch"])
     if a.cmd == "parse":
-        print(describe(he.parse(bytes.fromhex(a.hex), check_tag=False)))
+        resp = he.parse(bytes.fromhex(a.hex), check_tag=False)
+        print(describe(resp))
+        if a.state and he.adopt(resp):
+            save_state(a.state, he)
         return 0
     if a.counter is not None:
         he.counter = a.counter - 1
@@ -277,13 +338,21 @@ def main(argv=None):
         "drill": lambda: he.drill(a.limit, a.seconds, e),
         "audit": lambda: he.audit(a.skip, e), "list": lambda: he.list(e),
         "reset": lambda: he.reset(e), "report": lambda: he.report(e),
-        "status": lambda: he.status(e),
+        "status": lambda: he.status(e), "ack-tamper": lambda: he.ack_tamper(e),
+        "rebase": lambda: he.rebase(a.epoch if a.epoch is not None else he.epoch + 1, e),
     }[a.cmd]
     print(build().hex())
+    if he.rebase_due() and a.cmd != "rebase":
+        print("counter %d is past %d: send `rebase` soon" % (he.counter, REBASE_AT),
+              file=sys.stderr)
     if a.state:
-        with open(a.state, "w") as f:
-            json.dump({"counter": he.counter}, f)
+        save_state(a.state, he)
     return 0
+
+
+def save_state(path, he):
+    with open(path, "w") as f:
+        json.dump({"counter": he.counter, "epoch": he.epoch}, f)
 
 
 if __name__ == "__main__":

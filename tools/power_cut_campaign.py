@@ -169,7 +169,7 @@ def run_scenario(minutes=1440 + 120):
         if t in jumps:
             wm, ws = divmod(clock.wall_seconds() + jumps[t], 60)
             start = len(dev.ops)
-            m.set_clock(wm, ws)
+            m.set_clock(wm, ws, force=abs(jumps[t]) > 3600)  # hours: an explicit command
             checkpoint(start)
         if t in commands:
             he.parse(m.command(commands[t](clock.wall_minute() + 5)))

@@ -11,11 +11,20 @@ var/meter.key): stopped in any way, even with SIGKILL, and started again, it res
 registers, rings, history and events, as a real meter does after an outage; its virtual
 clock continues after the newest boundary it had processed. --fresh starts a blank meter,
 --no-flash runs from RAM only. Ctrl-C is an orderly power-down (a commit, as the Last Gasp
-makes).
+makes, and the retained memory is lost). The registers' running copy sits in a retained-memory
+file next to the flash image (default var/sim-flash-retained.bin: the board's RTC memory),
+so a SIGKILL (a crash) loses no energy and no value served before it is lower after it.
 
 While it runs, the meter serves the B-route (ECHONET Lite over UDP) at 127.0.0.2:3610
 (--broute HOST:PORT to move it, --broute off to disable): point a HEMS client at it, e.g.
-pychonet bound to 127.0.0.1:3610 with discover("127.0.0.2").
+pychonet bound to 127.0.0.1:3610 with discover("127.0.0.2"), or discover() by multicast
+(the module joins 224.0.23.0 on the loopback and announces its instances there).
+
+The meter has its relay (a simulated one whose feedback contact follows in 20 ms) with the
+household downstream of it: the limiter, reservations, drill and commands run, and the load
+reads 0 while the breaker is open (--no-relay: a meter without one). --commands HOST:PORT
+takes signed head-end requests on a loopback UDP port (tools/sim_control.py says how to
+send them with tools/headend.py).
 """
 
 import argparse
@@ -35,10 +44,15 @@ from meter.metering.samples import REJECTED  # noqa: E402
 from meter.metering.registers import FWD, REV, UNIT_DWH, delta  # noqa: E402
 from meter.metering import intervals  # noqa: E402
 from meter.broute import pump as broute  # noqa: E402
+from meter.storage import retained  # noqa: E402
 from hosthal.board import HostHal  # noqa: E402
 from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.flash_file import FileNorFlash  # noqa: E402
+from hosthal.retained import FileRetained  # noqa: E402
 from hosthal.keyfile import host_key  # noqa: E402
+from hosthal.downstream import Downstream  # noqa: E402
+from hosthal.pins import TimedRelay  # noqa: E402
+from sim_control import BreakerWatch, CommandPort, describe_response  # noqa: E402
 
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
 
@@ -50,6 +64,13 @@ def parse_duration(text):
     if text and text[-1] in units:
         return int(float(text[:-1]) * units[text[-1]])
     return int(text)
+
+
+def retained_path(flash):
+    """The retained-memory file next to a flash image: var/sim-flash.bin ->
+    var/sim-flash-retained.bin."""
+    root, _ = os.path.splitext(flash)
+    return root + "-retained.bin"
 
 
 def wall_seconds_from(dt):
@@ -95,13 +116,22 @@ class Simulation:
         self.clock = VirtualClock(wall_s=wall_seconds_from(start))
         self.front = SimulatedHousehold(self.clock, seed=args.seed, pv_w=args.pv, ev_w=args.ev,
                                         three_wire=args.three_wire)
-        hal = HostHal(self.clock, self.front)
+        # the household is downstream of the relay: no load while its contacts are open
+        self.relay = None if args.no_relay else TimedRelay(self.clock)
+        load = self.front if self.relay is None else Downstream(self.front, self.relay)
+        hal = HostHal(self.clock, load, relay=self.relay)
         hal.radio, hal.broute_key = host_radio(args.broute)
         key = None
         if not args.no_flash:
             hal.flash = FileNorFlash(args.flash, sectors=args.sectors, blank=args.fresh)
+            hal.retained = FileRetained(args.retained or retained_path(args.flash))
+            if args.fresh:
+                hal.retained.power_off()  # a blank meter: nothing retained either
             key = host_key(args.key)
+        self.key = key
         self.meter = build_meter(hal, SimConfig(args), key=key)
+        self.commands = CommandPort(args.commands) if args.commands else None
+        self.watch = BreakerWatch()
         self.args = args
         self.stop = False
         self.seconds = 0
@@ -122,15 +152,30 @@ class Simulation:
             nonlocal resumed
             hw = meter.capture.high_water
             resumed = hw >= 0
-            if resumed and self.clock.wall_minute() <= hw and not a.start:
+            if resumed and a.start:
+                # --start on a resumed meter is a clock command: from the restored time to
+                # the one asked, through the clock-adjust path (events, forced and logged;
+                # a start behind the restored boundaries drops those stamped after it)
+                want_m, want_s = self.clock.wall_minute(), self.clock.wall_second()
+                self.clock.set_wall(hw + 1, 0)
+                if (want_m, want_s) != (hw + 1, 0):
+                    meter.set_clock(want_m, want_s, force=True)
+            elif resumed and self.clock.wall_minute() <= hw:
                 self.clock.set_wall(hw + 1, 0)
 
         m.boot(set_clock=continue_clock)
         if m.store is not None:
             rep = m.mount_report
+            if rep.damaged:
+                what = "DAMAGED (%d sectors not a journal: preserved, reported)" % rep.damaged
+            else:
+                what = "resumed" if resumed else "blank meter"
             print("flash %s: %s, %d records, %d corrupt, seal chain %s" % (
-                a.flash, "resumed" if resumed else "blank meter", rep.records, rep.corrupt,
+                a.flash, what, rep.records, rep.corrupt,
                 "verified" if rep.chain_ok() else "BROKEN (tamper event logged)"))
+            print("restored E0 %s kWh, E3 %s kWh; retained memory: %s" % (
+                kwh(m.regs, m.regs.count[FWD]), kwh(m.regs, m.regs.count[REV]),
+                retained.STATE_NAMES[m.store.retained_state]), flush=True)
         self.start_fwd = m.regs.count[FWD]
         self.start_rev = m.regs.count[REV]
         limit = parse_duration(a.duration) if a.duration else None
@@ -146,9 +191,15 @@ class Simulation:
             m.serve()
             print("B-route (ECHONET Lite) on %s, module %s" % (
                 a.broute, broute.STATE_NAMES[m.broute.state]))
+        if self.commands is not None:
+            print("head-end commands on %s:%d (meter id %s, wall minute %d)%s" % (
+                self.commands.address[0], self.commands.address[1], m.meter_id.decode(),
+                self.clock.wall_minute(), "" if m.commands else ": NO KEY, run with flash"),
+                flush=True)
         while not self.stop and (limit is None or self.seconds < limit):
             bits = m.step()
             m.serve()
+            self.control_step()
             m.idle()
             if bits & REJECTED:
                 self.rejected += 1
@@ -163,9 +214,32 @@ class Simulation:
                 while ahead > 0 and not self.stop:
                     time.sleep(min(ahead, 0.01))  # keep answering B-route requests
                     m.serve()
+                    if self.commands is not None:
+                        self.commands.poll(m, self.print_command)
                     ahead = t0 + self.seconds * pace - time.monotonic()
         m.power_down()  # an orderly power-down commits like the Last Gasp, radios off
+        if m.hal.retained is not None:
+            m.hal.retained.power_off()  # and the supply is gone: RTC memory with it
         self.summary(time.monotonic() - t0)
+
+    def control_step(self):
+        """Head-end commands waiting on the command port, then what the limiter changed."""
+        m = self.meter
+        if self.commands is not None:
+            self.commands.poll(m, self.print_command)
+        if m.limiter is not None:
+            line = self.watch.poll(m.limiter)
+            if line:
+                print("%-19s %s; I %s A" % (
+                    fmt_time(self.clock.wall_minute(), self.clock.wall_second()), line,
+                    "%d.%02d" % (m.metering.i_ma // 1000, m.metering.i_ma % 1000 // 10)),
+                    flush=True)
+
+    def print_command(self, req, resp):
+        print("%-19s command: %s" % (
+            fmt_time(self.clock.wall_minute(), self.clock.wall_second()),
+            describe_response(self.meter.meter_id, self.key, resp).replace("\n", ";")),
+            flush=True)
 
     def print_minute(self):
         m = self.meter
@@ -199,6 +273,21 @@ class Simulation:
         if m.broute is not None:
             print("  B-route frames received %d, sent %d" % (
                 m.broute.count[broute.RX], m.broute.count[broute.TX]))
+        if m.echonet is not None:
+            print("  ECHONET fault status (0x88): %s" % (
+                "0x41 FAULT" if m.echonet.objects[0].faulty() else "0x42 none"))
+        if m.limiter is not None:
+            from meter.control.limiter import STATE_NAMES
+
+            lim = m.limiter
+            print("  breaker %s, limit %d A (contract %d A), trips %d, relay operations %d, "
+                  "load cut off %d s" % (STATE_NAMES[lim.state], lim.active_a, lim.contract,
+                                         lim.trips, self.relay.operations,
+                                         m.metrology.cut_polls))
+        if self.commands is not None:
+            print("  head-end commands %d (unanswered %d)" % (
+                self.commands.handled, self.commands.unanswered))
+            self.commands.close()
 
 
 def main(argv=None):
@@ -222,12 +311,21 @@ def main(argv=None):
                    help="per-meter key file, created on first use (default var/meter.key)")
     p.add_argument("--sectors", type=int, default=64,
                    help="journal size in 4 KB sectors (default 64 = 256 KB, as on the boards)")
+    p.add_argument("--retained", help="retained-memory file (default: next to the flash "
+                   "image, var/sim-flash-retained.bin); kept by SIGKILL, removed by Ctrl-C")
     p.add_argument("--fresh", action="store_true", help="start from a blank meter")
     p.add_argument("--no-flash", action="store_true", help="keep nothing (RAM only)")
     p.add_argument("--broute", default="127.0.0.2:3610",
                    help="serve ECHONET Lite at HOST:PORT (default 127.0.0.2:3610), or off")
+    p.add_argument("--no-relay", action="store_true",
+                   help="a meter without relay (no limiter, reservations or commands)")
+    p.add_argument("--commands", metavar="HOST:PORT",
+                   help="take signed head-end requests (raw or hex) on this loopback UDP port")
     args = p.parse_args(argv)
-    sim = Simulation(args)
+    try:
+        sim = Simulation(args)
+    except ValueError as e:  # meter.errors.SettingError: a flash image of the wrong size...
+        raise SystemExit("sim: %s" % e)
 
     def on_signal(signum, frame):
         sim.stop = True

@@ -182,6 +182,9 @@ def build_hal(cfg):
         hal.key = _key()
     except Exception as e:  # KeyMissing: the meter runs, unsealed, and says so
         hal.problems.append(e.args[0] if e.args else "E_KEY")
+    from esp32hal.rtcmem import RtcRetained
+
+    hal.retained = RtcRetained()  # the registers' running copy: a crash loses no energy
     if cfg.WDT_TIMEOUT_MS:
         from esp32hal.watchdog import Watchdog
 

@@ -10,7 +10,8 @@ class HostHal(Board):
     sleep() only counts: the host shell does not block while mains is off."""
 
     def __init__(self, clock, metrology, power_good=None, uplink=None, radio=None,
-                 relay=None, flash=None, broute_key=None, meter_id=None, key=None):
+                 relay=None, flash=None, broute_key=None, meter_id=None, key=None,
+                 retained=None):
         super().__init__(clock, metrology)
         self.power_good = power_good
         self.uplink = uplink
@@ -20,6 +21,7 @@ class HostHal(Board):
         self.broute_key = broute_key
         self.meter_id = meter_id
         self.key = key
+        self.retained = retained  # hosthal.retained.RamRetained / FileRetained or None
         self.random = os.urandom
         self.sleeps = 0
 

@@ -4,12 +4,14 @@
 # for `make sim`). Every program and erase is written through to the file and flushed
 # before the call returns, so a process killed even with SIGKILL loses nothing that was
 # programmed (the data sits in the OS page cache; only an OS crash could lose it).
-# blank=True starts from a blank (erased) meter. Runs under CPython and the MicroPython
-# unix port (plain file seek/write, no mmap).
+# blank=True starts from a blank (erased) meter. An image of another size raises
+# meter.errors.SettingError("E_FLASH_IMAGE_SIZE ...") naming both sizes and leaves the file
+# alone. Runs under CPython and the MicroPython unix port (plain file seek/write, no mmap).
 
 import os
 
 from hosthal.flash import NorFlash
+from meter.errors import SettingError
 
 DEFAULT_PATH = "var/sim-flash.bin"
 
@@ -39,9 +41,12 @@ class FileNorFlash(NorFlash):
             with open(path, "rb") as f:
                 image = f.read()
             if len(image) != size:
-                raise ValueError("E_FLASH_IMAGE_SIZE: %s holds %d bytes, expected %d "
-                                 "(start blank or pass the right sector count)"
-                                 % (path, len(image), size))
+                # A SettingError (a ValueError) with its E_ code first: the sim reports it
+                # and stops, nothing is written to the image.
+                raise SettingError("E_FLASH_IMAGE_SIZE %s holds %d bytes (%d sectors), "
+                                   "expected %d (%d sectors): start blank or pass the "
+                                   "right sector count" % (path, len(image), len(image) // 4096,
+                                                           size, sectors))
         super().__init__(sectors, image)
         self.path = path
         if image is None:

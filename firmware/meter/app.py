@@ -19,9 +19,11 @@ from meter.clock import Now
 from meter.errors import SettingError
 from meter.metering.registers import FWD, REV
 from meter.metering.samples import NO_VALUE
+from meter.ticks import elapsed_ms
 
 FIRMWARE_VERSION = const(1)  # a small int logged at start-up (major * 100 + minor)
 _STALE_S = const(5)  # seconds without a sample after which the current is unknown
+_TAMPER_RETRY_MS = const(60_000)  # ms before a tamper alarm the uplink refused is retried
 IDLE = const(0)  # power_poll(): nothing runs, the 1 s cadence suffices (lastgasp.IDLE)
 
 
@@ -60,6 +62,9 @@ class Meter:
         self._quiet = 0  # consecutive such seconds
         self._i_ma = NO_VALUE  # raw current of the latest sample, for the limiter
         self._i2_ma = NO_VALUE
+        self._tamper_told = 0  # the store's tamper_count the head-end was last alarmed of
+        self._tamper_tried = False  # an alarm of a newer count was tried at _tamper_ms
+        self._tamper_ms = 0
 
     # ---- boot ------------------------------------------------------------------------------
 
@@ -125,9 +130,33 @@ class Meter:
                 brk.ack_alarm()
         if self.store is not None and not self.metering.frozen:
             self.store.on_tick(now, bits)  # commits at minute boundaries (and every 60 s)
+            self.store.retain()  # the running copy a crash or reset cannot take (no flash)
+        if self.store is not None and self.alarms is not None and self.background:
+            self._tamper_alarm(now)
         if self.power_good is not None and self.lastgasp is not None:
             self.lastgasp.poll(now, self.power_good.value())
         return bits
+
+    def _tamper_alarm(self, now):
+        """A tamper finding the head-end was not alarmed of (the store's tamper register
+        counts each one; once after every boot while evidence stands): a sealed TAMPER_SEAL
+        alarm (a: sector, b: record seq of the newest finding), retried every
+        _TAMPER_RETRY_MS until the uplink takes it. Allocation-free while nothing is due."""
+        st = self.store
+        n = st.tamper_count
+        if n == self._tamper_told or not st.tamper_pending():
+            return
+        if self._tamper_tried:
+            el = elapsed_ms(now.ms, self._tamper_ms)
+            if 0 <= el < _TAMPER_RETRY_MS:
+                return
+        self._tamper_tried = True
+        self._tamper_ms = now.ms
+        last = st.tamper_last
+        a, b = (last[1], last[2]) if last is not None else (-1, -1)
+        if self.alarms.send(self.uplink, ev.TAMPER_SEAL, now, a, b):
+            self._tamper_told = n
+            self._tamper_tried = False
 
     def idle(self):
         """Background work between seconds (journal compaction, at most one sector erase
@@ -161,15 +190,20 @@ class Meter:
             return None
         return self.commands.handle(request, self.now.read(self.clock))
 
-    def set_clock(self, minute, second):
+    def set_clock(self, minute, second, force=False):
         """Set the wall clock by command (clock-adjust events, persisted). Returns the jump
-        in seconds, or None when the clock was invalid before. SettingError E_NO_STORAGE on
-        a meter without a journal (the adjustment could not be made durable)."""
+        in seconds, or None when the clock was invalid before. A change of a valid clock by
+        more than meter.clock.CLOCK_JUMP_S needs force=True (else SettingError
+        E_CLOCK_JUMP, nothing changed); a forced correction behind the capture's high-water
+        mark drops the values stamped after the corrected time and capture resumes at once
+        (meter.clock.set_clock). SettingError E_NO_STORAGE on a meter without a journal
+        (the adjustment could not be made durable)."""
         from meter.clock import set_clock
 
         if self.store is None:
             raise SettingError("E_NO_STORAGE")
-        return set_clock(self.clock, self.events, self.store, minute, second)
+        return set_clock(self.clock, self.events, self.store, minute, second, self.capture,
+                         force)
 
     def audit(self):
         """On-demand audit: re-verify every journal record and the seal chain; a break is

@@ -63,12 +63,14 @@ class Core:
 
 
 def build_storage(hal, core, mac):
-    """The store on the board's flash, or None (no flash, or no key to seal records)."""
+    """The store on the board's flash (with the board's retained memory, if any), or None
+    (no flash, or no key to seal records)."""
     if hal.flash is None or mac is None:
         return None
     from meter.storage.assembly import build_storage as build
 
-    return build(hal.flash, mac, core.regs, core.capture, core.events)
+    return build(hal.flash, mac, core.regs, core.capture, core.events,
+                 retained=hal.retained)
 
 
 def build_echonet(hal, config, core, store, meter_id):
@@ -83,9 +85,15 @@ def build_echonet(hal, config, core, store, meter_id):
     if serial is None:
         serial = (meter_id + b"000000000000")[:12]
     history = store.history_count if store is not None else None
-    return service.build(core.regs, core.metering, core.capture,
-                         Identity(serial=serial, broute_id=setting(config, "BROUTE_ID")),
-                         history)
+    svc = service.build(core.regs, core.metering, core.capture,
+                        Identity(serial=serial, broute_id=setting(config, "BROUTE_ID")),
+                        history)
+    if store is not None:
+        # 0x88 fault while a tamper finding stands; no data while the registers are lost
+        meter = svc.objects[0]
+        meter.fault = store.tamper_pending
+        meter.registers_valid = lambda: store.registers_valid
+    return svc
 
 
 def build_broute(hal, echonet, events):
@@ -106,13 +114,17 @@ def build_broute(hal, echonet, events):
 
 def build_control(hal, config, core, store, meter_id, key):
     """Limiter, breaker, reservations and (with a key) signed commands, or None without a
-    relay. Restored from the store at boot (Meter.boot)."""
+    relay. Restored from the store at boot (Meter.boot). The commands acknowledge and report
+    the store's tamper register (ACK_TAMPER, the status block)."""
     if hal.relay is None:
         return None
     from meter.control.assembly import build_control as build
 
+    ack = store.ack_tamper if store is not None else None
+    pending = store.tamper_pending if store is not None else None
     return build(hal.relay, core.events, store, meter_id, key, setting(config, "CURRENT_LIMITS_A"),
-                 setting(config, "CONTRACT_LIMIT_A"), setting(config, "RESERVATION_MAX_MIN"))
+                 setting(config, "CONTRACT_LIMIT_A"), setting(config, "RESERVATION_MAX_MIN"),
+                 ack_tamper=ack, tamper_pending=pending)
 
 
 def build_outage(hal, config, core, store, broute, meter_id, mac):

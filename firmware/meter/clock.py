@@ -12,13 +12,24 @@
 # wall_second() that follows, so a reading can never pair 12:00 with second 00 of 12:01.
 # read() calls them in that order.
 #
+# Setting the clock (set_clock) is bounded: a valid clock moves by at most CLOCK_JUMP_S
+# (one hour: drift and ordinary corrections; the clock is local standard time, no DST)
+# unless the command says force=True, which is logged as its own event (CLOCK_FORCED).
+# The first setting of an invalid clock is not bounded. A backward correction within the
+# bound holds capture until the clock passes the high-water mark again (at most the bound;
+# no stored boundary is rewritten). A forced correction behind the high-water mark (or a
+# first setting more than the bound behind the mark restored from flash) moves
+# the high-water mark with it: the boundaries stamped after the corrected time are
+# dropped from RAM and flash (FUTURE_DROPPED logs the span) and capture resumes at once.
+
 from micropython import const
 
-from meter.events import CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW
+from meter.events import CLOCK_ADJUST_OLD, CLOCK_ADJUST_NEW, CLOCK_FORCED, FUTURE_DROPPED
 from meter.errors import SettingError
 
 MAX_MINUTE = const(100 * 366 * 1440)  # 2000-01-01 .. 2099: small ints
 NO_MINUTE = const(-1)  # the event stamp while the wall clock is invalid
+CLOCK_JUMP_S = const(3600)  # largest change of a valid clock without force=True (s)
 
 
 class Now:
@@ -57,20 +68,36 @@ class Now:
         return "Now(ms=%d, %d:%02d, valid=%s)" % (self.ms, self.minute, self.second, self.valid)
 
 
-def set_clock(clock, events, store, minute, second):
+def set_clock(clock, events, store, minute, second, capture=None, force=False):
     """Set `clock` (meter.hal.Clock) to (minute, second) by command. Returns the jump in
     seconds (new - old), or None when the clock was not valid before. Raises SettingError
-    ("E_CLOCK_RANGE") for an out-of-range time, changing nothing."""
+    ("E_CLOCK_RANGE") for an out-of-range time and ("E_CLOCK_JUMP") for a change of a
+    valid clock larger than CLOCK_JUMP_S without force=True, changing nothing. With
+    `capture` (metering.intervals.IntervalCapture), a forced correction behind its
+    high-water mark (or any setting more than CLOCK_JUMP_S behind it) drops the boundaries
+    stamped after the corrected time (capture.correct, store.drop_future) and logs
+    FUTURE_DROPPED (a: first minute dropped, b: the newest)."""
     if not isinstance(minute, int) or not isinstance(second, int) or not (
             0 <= minute < MAX_MINUTE and 0 <= second <= 59):
         raise SettingError("E_CLOCK_RANGE")
     was_valid = clock.wall_valid()
     old_m = clock.wall_minute() if was_valid else -1
     old_s = clock.wall_second() if was_valid else 0
+    jump = (minute - old_m) * 60 + second - old_s
+    if was_valid and not force and (jump > CLOCK_JUMP_S or jump < -CLOCK_JUMP_S):
+        raise SettingError("E_CLOCK_JUMP")
     clock.set_wall(minute, second)
     events.log(CLOCK_ADJUST_OLD, old_m, old_s, old_m, old_s)
     events.log(CLOCK_ADJUST_NEW, minute, second, minute, second)
+    if force:
+        events.log(CLOCK_FORCED, minute, second, minute - old_m if was_valid else 0, 0)
+    hw = capture.high_water if capture is not None else NO_MINUTE
+    if minute < hw and (force or (hw - minute) * 60 > CLOCK_JUMP_S):
+        # forced, or the first setting of an invalid clock far behind the restored mark
+        capture.correct(minute)
+        events.log(FUTURE_DROPPED, minute, second, minute + 1, hw)
+        store.drop_future(capture.high_water)
     store.commit_clock(True, minute, second, store.clock_adjustments + 1)
     if not was_valid:
         return None
-    return (minute - old_m) * 60 + second - old_s
+    return jump

@@ -17,10 +17,18 @@ CLOCK_ADJUST_OLD = const(4)  # a: old minute, b: old second
 CLOCK_ADJUST_NEW = const(5)  # a: new minute, b: new second
 CLOCK_INVALID = const(6)
 LONG_POWER_FAIL = const(7)  # a: outage duration s
+CLOCK_FORCED = const(8)  # a: jump in minutes (new - old), b: 0 (set_clock with force=True)
+FUTURE_DROPPED = const(9)  # a: first minute dropped, b: newest (stamped after a correction)
 TAMPER_SEAL = const(40)  # a: journal sector, b: record seq (seal chain broken)
+TAMPER_ACK = const(41)  # a: tamper findings acknowledged (count), b: 0
 TAMPER_AUTH = const(45)  # a: error code, b: command counter (failed authentication)
 CONFIG_CHANGE = const(47)  # a: setting id, b: new value
 JOURNAL_CORRUPT = const(50)  # a: sector, b: offset (torn or corrupted record skipped)
+REGISTERS_LOST = const(51)  # a: newest boundary minute rebuilt from (-1: none), b: 0
+RETAINED_USED = const(52)  # a: dWh regained beyond the journal (capped), b: seconds of it
+RETAINED_REJECTED = const(53)  # a: reason (storage.retained state), b: the copy's seq
+JOURNAL_DAMAGED = const(54)  # a: sector, b: 1 foreign content, 2 retired without proof
+FLASH_BAD_SECTOR = const(55)  # a: sector, b: 1 program, 2 erase failed read-back verify
 BREAKER_OPEN = const(60)  # a: reason code, b: current mA
 BREAKER_CLOSE = const(61)  # a: reason code, b: 0
 BREAKER_FAULT = const(62)  # a: commanded state, b: sensed state
@@ -34,8 +42,12 @@ NAMES = {
     POWER_FAIL: "power_fail", POWER_RESTORED: "power_restored",
     CLOCK_ADJUST_OLD: "clock_adjust_old", CLOCK_ADJUST_NEW: "clock_adjust_new",
     CLOCK_INVALID: "clock_invalid", LONG_POWER_FAIL: "long_power_fail",
+    CLOCK_FORCED: "clock_forced", FUTURE_DROPPED: "future_dropped",
     TAMPER_SEAL: "tamper_seal", TAMPER_AUTH: "tamper_auth", CONFIG_CHANGE: "config_change",
-    JOURNAL_CORRUPT: "journal_corrupt", BREAKER_OPEN: "breaker_open",
+    JOURNAL_CORRUPT: "journal_corrupt", REGISTERS_LOST: "registers_lost",
+    RETAINED_USED: "retained_used", RETAINED_REJECTED: "retained_rejected",
+    JOURNAL_DAMAGED: "journal_damaged", FLASH_BAD_SECTOR: "flash_bad_sector",
+    TAMPER_ACK: "tamper_ack", BREAKER_OPEN: "breaker_open",
     BREAKER_CLOSE: "breaker_close", BREAKER_FAULT: "breaker_fault",
     LIMIT_CHANGE: "limit_change", RESERVATION: "reservation",
     METROLOGY_REJECT: "metrology_reject", BROUTE_MODULE: "broute_module", STARTUP: "startup",

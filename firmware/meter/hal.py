@@ -129,6 +129,22 @@ class Uplink:
         raise NotImplementedError
 
 
+class RetainedMemory:
+    """SIZE bytes that survive a crash, watchdog reset, panic and soft reset and are lost at
+    power-on or brown-out (ESP32: RTC slow memory). write(buf) stores len(buf) == SIZE
+    bytes, allocation-free (called every metering second); read(buf) fills buf with what was
+    last written and returns True, or returns False when nothing was written since power-on
+    (buf is then undefined)."""
+
+    SIZE = 256
+
+    def read(self, buf):
+        raise NotImplementedError
+
+    def write(self, buf):
+        raise NotImplementedError
+
+
 class Board:
     """The board HAL a meter is built from (meter.assembly.build_meter): every part is an
     attribute, present on every board and None when the part is not fitted, so the core
@@ -146,6 +162,7 @@ class Board:
       key          bytes or None                 per-meter secret (seals, commands, alarms)
       random       callable(n) -> n bytes        nonces (os.urandom); needed with a radio
       wdt          object with feed() or None    fed by the shell
+      retained     RetainedMemory or None        registers' running copy across resets
       reset_kind   int                           why the chip last reset (board code)
       problems     list of E_ codes              parts that could not be created
     sleep() is the shell's: called when the Last Gasp machine says SLEEP, it returns when
@@ -164,6 +181,7 @@ class Board:
         self.key = None
         self.random = None
         self.wdt = None
+        self.retained = None
         self.reset_kind = 0
         self.problems = []
 

@@ -1,5 +1,6 @@
 # Remote current control under the MicroPython unix port: a full reservation cycle through
-# signed commands, a forged command rejected, and an allocation-free per-second limiter
+# signed commands, a forged command rejected, a command refused (fail closed) while its
+# counter cannot be made durable, and an allocation-free per-second limiter
 # evaluation (steady state, reservation start/end, trip, re-close, drill, unknown and
 # absurd currents) under heap_lock, with ticks_ms stamps that wrap at 2**30 mid-run. The
 # parts are built by meter.control.assembly, as the meter builds them, and driven with one
@@ -34,15 +35,19 @@ DIGEST_AT = 13  # the digest's offset in a read-back record
 
 
 class CountingSaver:
-    """The save handle of one kind on a CountingStore; allocation-free."""
+    """The save handle of one kind on a CountingStore; allocation-free. Durable (True)
+    unless the store refuses (a full journal: False)."""
 
     def __init__(self, store, kind):
         self.store = store
         self.kind = kind
 
     def save(self, data):
+        if self.store.refusing:
+            return False
         self.store.saves += 1
         self.store.kinds |= 1 << self.kind
+        return True
 
 
 class CountingStore:
@@ -51,6 +56,7 @@ class CountingStore:
     def __init__(self):
         self.saves = 0
         self.kinds = 0
+        self.refusing = False
 
     def saver(self, kind):
         return CountingSaver(self, kind)
@@ -107,6 +113,17 @@ assert st == status.OK
 st, _ = send(CMD_CONFIRM, 3, struct.pack(">H", 3) + digest)
 assert st == status.E_REPLAY
 
+# fail closed: with the counter refused by the store nothing runs, and the same request
+# runs once the store takes it
+store.refusing = True
+before = (lim.to_bytes(), table.to_bytes(), proc.counter_bytes())
+st, _ = send(CMD_CONTRACT, 4, struct.pack(">B", 30))
+assert st == status.E_NOT_DURABLE and (lim.to_bytes(), table.to_bytes(),
+                                       proc.counter_bytes()) == before, st
+store.refusing = False
+st, _ = send(CMD_CONTRACT, 4, struct.pack(">B", 40))
+assert st == status.OK and lim.contract == 40 and proc.counter == 4
+
 # a forged reset (bad MAC) and a wrong digest change nothing
 before = (lim.to_bytes(), table.to_bytes(), proc.counter)
 forged = bytearray(request(hm, CMD_RESET, 9, m + 5, b""))
@@ -138,19 +155,19 @@ assert events.count(BREAKER_OPEN) == 2 and events.count(BREAKER_CLOSE) == 1
 assert not relay.commanded()
 
 # remote reset closes the locked breaker
-st, _ = send(CMD_RESET, 4, b"")
+st, _ = send(CMD_RESET, 14, b"")
 assert st == status.OK and lim.state == S_CLOSED and relay.commanded()
 
 # cancel during the window lifts the limit at the next tick; drill on demand is heap-free
 m = wall // 60
-send(CMD_CREATE, 5, struct.pack(">HiiBB", 4, m + 1, m + 30, 10, 0))
-st, rec = send(CMD_READ, 6, struct.pack(">H", 4))
-send(CMD_CONFIRM, 7, struct.pack(">H", 4) + rec[DIGEST_AT:21])
+send(CMD_CREATE, 15, struct.pack(">HiiBB", 4, m + 1, m + 30, 10, 0))
+st, rec = send(CMD_READ, 16, struct.pack(">H", 4))
+send(CMD_CONFIRM, 17, struct.pack(">H", 4) + rec[DIGEST_AT:21])
 tick(0, 61)
 assert table.state[table.find(4)] == ACTIVE and lim.active_a == 10
-st, _ = send(CMD_CANCEL, 8, struct.pack(">H", 4))
+st, _ = send(CMD_CANCEL, 18, struct.pack(">H", 4))
 assert st == status.OK and table.state[table.find(4)] == CANCELLED
-st, _ = send(CMD_DRILL, 9, struct.pack(">BH", 10, 60))
+st, _ = send(CMD_DRILL, 19, struct.pack(">BH", 10, 60))
 assert st == status.OK
 micropython.heap_lock()
 try:
@@ -161,11 +178,11 @@ assert lim.active_a == 40 and lim.state == S_CLOSED and relay.commanded()
 assert lim.drill.running and lim.drill.trips >= 1
 
 # clock-invalid fallback and a stuck relay's fault event are heap-free too
-send(CMD_CONTRACT, 10, struct.pack(">B", 20))
+send(CMD_CONTRACT, 20, struct.pack(">B", 20))
 m = wall // 60
-send(CMD_CREATE, 11, struct.pack(">HiiBB", 5, m + 1, m + 30, 10, 0))
-st, rec = send(CMD_READ, 12, struct.pack(">H", 5))
-send(CMD_CONFIRM, 13, struct.pack(">H", 5) + rec[DIGEST_AT:21])
+send(CMD_CREATE, 21, struct.pack(">HiiBB", 5, m + 1, m + 30, 10, 0))
+st, rec = send(CMD_READ, 22, struct.pack(">H", 5))
+send(CMD_CONFIRM, 23, struct.pack(">H", 5) + rec[DIGEST_AT:21])
 tick(0, 61)
 assert lim.active_a == 10
 relay.stuck = True

@@ -17,6 +17,7 @@ class CountingSaver:
 
     def save(self, data):
         self.saves += 1
+        return True  # durable (the save-handle contract)
 
 
 ev = EventLog(16)

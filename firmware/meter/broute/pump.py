@@ -242,6 +242,7 @@ class BRoute:
             self._log(EV_OPEN_FAIL)
             return
         self.state = ACTIVE
+        self.service.set_limit(getattr(m, "mtu", 0))  # replies fit the module's datagrams
         self._log(EV_AUTH_OK)
 
     def _log(self, what):

@@ -32,10 +32,14 @@ class Control:
 
 def build_control(relay, events, store, meter_id, key, allowed, contract_a, max_duration_min,
                   min_over_ms=MIN_OVER_MS, reclose_ms=RECLOSE_MS, max_recloses=MAX_RECLOSES,
-                  reclose_reset_ms=RECLOSE_RESET_MS):
-    """The control parts of one meter. store: None for a meter that keeps nothing;
-    contract_a: 0 for the highest allowed limit. Raises SettingError for a contract limit,
-    timing or maximum duration out of range, or a meter id that is not 8 bytes."""
+                  reclose_reset_ms=RECLOSE_RESET_MS, ack_tamper=None, tamper_pending=None):
+    """The control parts of one meter. store: None for a meter that keeps nothing (its
+    commands are all refused E_NOT_DURABLE: no counter can be made durable); contract_a: 0
+    for the highest allowed limit; ack_tamper(now) -> bool and tamper_pending() -> bool:
+    the tamper register (Store.ack_tamper, Store.tamper_pending) the ACK_TAMPER command and
+    the status block use (None: ACK_TAMPER answers E_UNSUPPORTED). Raises SettingError
+    for a contract limit, timing or maximum duration out of range, or a meter id that is
+    not 8 bytes."""
     if store is None:
         store = NullStore()
     table = ReservationTable(events, store.saver(KIND_RESERVATIONS), allowed,
@@ -50,7 +54,7 @@ def build_control(relay, events, store, meter_id, key, allowed, contract_a, max_
         from meter.control.command import CommandProcessor
 
         commands = CommandProcessor(meter_id, key, limiter, audit, events,
-                                    store.saver(KIND_COUNTER))
+                                    store.saver(KIND_COUNTER), ack_tamper, tamper_pending)
     return Control(limiter, breaker, table, commands, audit)
 
 

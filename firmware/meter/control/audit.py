@@ -7,8 +7,9 @@
 # (reservation id, limit A, or 0). The ring is meter.ringlog.SeqRing: when full the oldest
 # entry is dropped (DLMS profile generic, FIFO). Each persisted append is packed into one
 # preallocated ENTRY_LEN blob and handed to the save handle (KIND_AUDIT; the handle copies
-# it); at boot the persisted entries are restored oldest first. append() allocates nothing
-# itself (a counter >= 2**30 read back for packing is a long int on a 31-bit port).
+# it; an entry it refuses stays in RAM, counted in `unsaved`); at boot the persisted
+# entries are restored oldest first. append() allocates nothing itself (a counter >= 2**30
+# read back for packing is a long int on a 31-bit port).
 
 from micropython import const
 import struct
@@ -27,7 +28,7 @@ class AuditLog(SeqRing):
         SeqRing.__init__(self, entries, "IiBBBH")
         self.counter, self.minute, self.second, self.code, self.status, self.arg = self.cols
         self.saver = saver or NULL_SAVER  # save-only handle of KIND_AUDIT
-        self.unsaved = 0  # entries appended with persist=False since boot
+        self.unsaved = 0  # entries kept in RAM only since boot (flood guard, refused saves)
         self._blob = bytearray(ENTRY_LEN)
 
     def _put(self, seq, counter, minute, second, code, st, arg):
@@ -41,14 +42,15 @@ class AuditLog(SeqRing):
         return i
 
     def append(self, counter, minute, second, code, st, arg, persist=True):
-        """Add an entry; persist=False keeps it in RAM only (counted in `unsaved`)."""
+        """Add an entry; persist=False keeps it in RAM only, and so does a save the handle
+        refuses (journal full): both are counted in `unsaved`."""
         seq = self.seq
         i = self._put(seq, counter & 0xFFFFFFFF, minute, second, code, st, arg & 0xFFFF)
         if persist:
             struct.pack_into(ENTRY_FMT, self._blob, 0, seq, self.counter[i], self.minute[i],
                              self.second[i], self.code[i], self.status[i], self.arg[i])
-            self.saver.save(self._blob)
-        else:
+            persist = self.saver.save(self._blob) is not False  # False: refused
+        if not persist:
             self.unsaved += 1
         return seq
 

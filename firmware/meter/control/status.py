@@ -24,7 +24,10 @@ E_DIGEST = const(14)  # confirmation quotes a digest that does not match the rec
 E_CLOCK = const(15)  # the wall clock is invalid: time-based checks impossible
 E_TOO_LATE = const(16)  # confirmation after the reservation's start
 E_RANGE = const(17)  # an argument outside its range (id 0, drill duration ...)
+E_NOT_DURABLE = const(18)  # the command counter could not be made durable: nothing ran
+E_EXPIRY_RANGE = const(19)  # expiry further ahead than command.MAX_EXPIRY_MIN
+E_UNSUPPORTED = const(20)  # the command is known but this meter has no part to run it
 
 NAMES = ("ok", "malformed", "meter_id", "mac", "replay", "expired", "unknown_cmd", "limit",
          "duration", "start_past", "unknown_id", "duplicate_id", "full", "state", "digest",
-         "clock", "too_late", "range")
+         "clock", "too_late", "range", "not_durable", "expiry_range", "unsupported")

@@ -13,7 +13,11 @@
 #   * Boundaries passed while no tick ran (outage) or skipped by a forward clock jump are
 #     missing. Missing values are never interpolated or invented.
 #   * A backward clock jump never rewrites a stored boundary: capture resumes at the first
-#     boundary after the newest one already processed (the high-water mark).
+#     boundary after the newest one already processed (the high-water mark). The clock
+#     command bounds that hold (meter.clock: a plausible correction is at most
+#     CLOCK_JUMP_S); a forced correction behind the high-water mark calls correct(): the
+#     boundaries stamped after the corrected time are dropped as an anomaly (counted in
+#     future_dropped, logged by the command) and capture resumes at the corrected time.
 #   * While the wall clock is invalid nothing is captured; the registers keep counting.
 #   * 5-minute values are captured at boundaries divisible by 5; the voltage average covers
 #     the samples since the previous 5-minute boundary and is valid only when that boundary
@@ -106,6 +110,16 @@ class SeriesRing:
         """Stamp of the newest captured boundary, or -1."""
         return newest_stamp(self.stamp)
 
+    def drop_after(self, minute):
+        """Forget every boundary stamped after `minute`; returns how many were dropped."""
+        n = 0
+        st = self.stamp
+        for i in range(len(st)):
+            if st[i] > minute:
+                st[i] = MISSING
+                n += 1
+        return n
+
     def energy(self, minute, span, reg=FWD):
         """Energy in counts of register reg over (minute - span, minute] from cumulative
         values, span a multiple of step (5, 15, 30 on the 5-minute ring). -1 when either end
@@ -148,6 +162,7 @@ class IntervalCapture:
         self.volt_sum = 0  # 0.1 V samples since the last 5-minute boundary
         self.volt_n = 0
         self.missed = 0  # boundaries that were missing (count, for diagnostics)
+        self.future_dropped = 0  # 1-minute boundaries dropped by correct() (count)
 
     def on_tick(self, now, volt_dv):
         """Call once per metrology tick after the registers were updated, with the step's
@@ -198,6 +213,26 @@ class IntervalCapture:
             # to an interval whose start or end is unknown.
             self._reset_volt()
         return result
+
+    def correct(self, minute):
+        """A forced clock correction to `minute` behind the high-water mark: the
+        boundaries stamped after the corrected time are dropped from the three rings (an
+        anomaly: they were stamped in a future that was corrected) and the high-water mark
+        moves back, so capture resumes at the corrected time. The corrected minute's own
+        boundary stays if it is held, else it is captured at the next tick inside the
+        capture window (or marked missing). Returns the number of 1-minute boundaries
+        dropped (0 when the clock is not behind the high-water mark)."""
+        if minute >= self.high_water:
+            return 0
+        n = self.ring.drop_after(minute)
+        self.five.drop_after(minute)
+        self.half.drop_after(minute)
+        self.future_dropped += n
+        self.high_water = minute if self.ring.slot(minute) >= 0 else minute - 1
+        if self.last_five > minute:
+            self.last_five = self.five.latest()
+        self._reset_volt()  # the partial interval's start is no longer known
+        return n
 
     def _reset_volt(self):
         self.volt_sum = 0

@@ -7,7 +7,7 @@
 #       (default 1 key for every REC_* type: "latest state"). Raises JournalError
 #       ("E_JOURNAL_TOO_SMALL") when the live data could not fit with the reserves.
 #   j.mount() -> Report          scan, verify, rebuild the index; call once at boot
-#   j.append(rtype, payload, key=0, reserve=NORMAL) -> seq
+#   j.append(rtype, payload, key=0, reserve=NORMAL) -> seq   (payload None: drop the key)
 #   j.append_group(items, reserve=NORMAL) -> seq of the last record
 #       items: [(rtype, key, payload), ...] committed atomically: after a power cut either
 #       every record of the group is used at mount or none is.
@@ -20,19 +20,28 @@
 #   j.keys(rtype) -> sorted list of live keys; j.records(rtype) -> [(key, payload), ...]
 #   j.kept(rtype) -> the number of keys of rtype kept (its keep entry)
 #   j.compact_step() -> 1 if it did work, else 0 (at most one sector erase per call)
-#   j.free_slots(), j.free_sectors(), j.live_slots(), j.capacity_slots()
+#   j.free_slots(), j.free_sectors(), j.live_slots()
+#   j.capacity_slots()           slots in the sectors still usable (neither damaged nor bad)
+#   j.spare_slots()              usable slots beyond what the retention needs; < 0: the
+#                                flash left cannot keep the record set (end of life)
+#   j.bad_sectors(), j.damaged_sectors()   region sector numbers (lists; they allocate)
+#   j.release_damaged() -> n     SERVICE step: erase the quarantined (damaged) sectors once
+#                                their evidence has been read out; never called by the meter
 #   j.audit() -> Report          re-verify every record and the seal chain, change nothing
 #   j.programs, j.erases         page programs and sector erases issued by this journal
+#   j.bad_programs, j.bad_erases programs and erases that failed their read-back verify
 #   j.listener                   callable(code, a, b) for problems found at any time
 #                                (meter.events JOURNAL_CORRUPT: a sector, b slot offset;
-#                                TAMPER_SEAL: a sector, b record seq)
+#                                TAMPER_SEAL: a sector, b record seq; JOURNAL_DAMAGED: a
+#                                sector, b 1 foreign / 2 retired without proof;
+#                                FLASH_BAD_SECTOR: a sector, b 1 program / 2 erase)
 #
 # Flash layout (one region of `count` 4096-byte sectors, 256-byte pages):
 #   page 0 of a sector: header  magic "MJS1" u32 | epoch u32 | crc32 u32, at offset 0;
 #                       retire mark at offset 16..19 (programmed to 0 before an erase)
 #   pages 1..15: one record each (a "slot"); the last 4 bytes of page 15 are the second
 #                retire mark (records are at most 252 bytes, so they never touch it).
-#   record: magic u16 | type u8 | flags u8 (FIRST 1, LAST 2) | len u8 | 3 pad
+#   record: magic u16 | type u8 | flags u8 (FIRST 1, LAST 2, DROP 4) | len u8 | 3 pad
 #           | seq u32 | key i32 | prev 16 | payload len | seal 16 | crc32 u32
 #     (offsets: the _OFF_* constants; sector header fields: _OFF_SEC_*, _OFF_EPOCH)
 #     seal = HMAC-SHA256(key, record[0 : 32+len])[:16], so it covers the seal of the
@@ -63,10 +72,40 @@
 #     someone else (the chain alone cannot show it). Erasing the newest sectors (a
 #     rollback) cannot be told from a meter that never wrote them: the head-end, which
 #     receives seqs and seals, is the reference for that.
-#   * A record is live if it is the newest (highest seq) of its (type, key) and no newer
-#     key with the same key % keep was committed: keys of a type are expected to grow (time
-#     or seq based), so the `keep` newest consecutive keys are always kept. Only live
-#     records are carried forward; at most sum(keep) records are live.
+#   * Blank means all 0xFF. A sector is the journal's own if it has a valid header, or
+#     valid records, or only a torn header (a power cut while opening it), or a retire
+#     mark with a PROOF that compaction put it there: its epoch is older than the oldest
+#     sector the newest trusted TAIL record says must remain (compaction carried its live
+#     records forward first). Anything else (random bytes, zeros, a retire mark on a sector
+#     the log still needs) is DAMAGED: reported (JOURNAL_DAMAGED) at every mount and audit,
+#     counted in Report.damaged, never written or erased by the journal (evidence; lost
+#     capacity) until a service step calls release_damaged(). A retired-without-proof
+#     sector with valid records is read like any log sector (nothing it holds is lost);
+#     compaction reclaims it in turn after carrying its live records. When the usable
+#     sectors left cannot hold the retention, appends raise JournalDamaged
+#     ("E_JOURNAL_DAMAGED", a JournalFull): a flash with nothing but foreign sectors is
+#     never taken for a new meter and never wiped to make room.
+#   * Worn flash: every program and erase is read back. A program that did not stick
+#     marks its sector BAD: the sector takes no more records and the record (same seq,
+#     same chain link) is written again in the first slot of the next erased sector, so a
+#     group stays whole or unused, and the Last Gasp path still never erases. An erase
+#     that leaves anything but 0xFF marks the sector BAD. A BAD sector is never opened
+#     again: if it holds live records compaction carries them, then erases it once (so no
+#     stale record of it can reappear) and leaves it. The BAD set is persisted in an
+#     internal record (type 62: a bitmap, bit s = region sector s, carried by compaction
+#     like live data) right after the group or the erase that found it (a Last Gasp
+#     commit leaves it to the next compact_step), so after a reboot a bad sector that
+#     reads as garbage is counted in Report.bad, not as damage or tamper. A bad sector
+#     found but not yet persisted when power fails is seen as damaged at the next mount
+#     (preserved, reported), never as tamper.
+#   * A record is live if it is the newest (highest seq) of its (type, key), that newest
+#     record is not a drop (flag DROP, no payload: the key is dropped), no newer key of the
+#     same key % keep less than 2 * keep ahead was committed, and fewer than `keep` newer
+#     keys of its type are live. Keys of a type are expected to grow (time or seq based),
+#     so the `keep` newest consecutive keys are always kept; a key far ahead of the others
+#     (a clock set years ahead) takes the place of the OLDEST key, never of one in the
+#     middle of the kept window, and a drop gives its place back. Only live records are
+#     carried forward; at most sum(keep) records are live.
 
 from micropython import const
 import struct
@@ -76,7 +115,7 @@ try:
 except ImportError:  # a port built without MICROPY_PY_BINASCII_CRC32
     _crc32 = None
 
-from meter.events import JOURNAL_CORRUPT, TAMPER_SEAL
+from meter.events import FLASH_BAD_SECTOR, JOURNAL_CORRUPT, JOURNAL_DAMAGED, TAMPER_SEAL
 
 # Record types live in meter.storage.records (re-exported here for the journal's callers).
 from meter.storage.records import (  # noqa: F401
@@ -85,6 +124,7 @@ from meter.storage.records import (  # noqa: F401
 
 MAX_TYPE = const(31)  # types 13..31 are free for later parts (configure them in keep)
 _REC_TAIL = const(63)  # internal: the oldest sector epoch that must still exist (u32)
+_REC_BAD = const(62)  # internal: bitmap of the worn sectors (bit s: region sector s)
 _TYPES = const(64)
 
 # append reserve levels
@@ -100,6 +140,7 @@ LAST_GASP_SLOTS = const(8)  # slots only a LAST_GASP append may use
 TARGET_BLANK = const(3)  # compaction keeps this many sectors erased ahead of need
 
 _PAGES = const(16)  # pages per sector: page 0 the header, pages 1.._PAGES-1 the slots
+_MAX_SECTORS = const(1600)  # MAX_PAYLOAD * 8: the bad-sector bitmap fits one record
 
 # Record layout (offsets into the record's page; the seal follows the payload, the crc32
 # the seal: both move with the payload length n).
@@ -118,6 +159,7 @@ _REC_MAGIC = const(0x4A4D)  # "MJ"
 _MAX_KEY = const(0x3FFF_FFFF)  # keys stay small ints
 _FIRST = const(1)
 _LAST = const(2)
+_DROP = const(4)  # a drop of its (type, key): no payload, the key is no longer live
 
 # Sector header layout (page 0 of each sector)
 _SEC_FMT = "<II"  # magic, epoch: the crc32 of these 8 bytes follows
@@ -129,11 +171,21 @@ _SEC_MAGIC = const(0x3153_4A4D)  # "MJS1"
 _MARK_HEAD = const(16)  # retire mark offsets inside the sector (4 bytes each)
 _MARK_TAIL = const(4092)  # the last 4 bytes of page 15: no record reaches them
 _MARK_LEN = const(4)
+_LAST_SLOT_END = const(252)  # bytes of page 15 before the tail retire mark
 
 # sector states
 _BLANK = const(0)
-_OPEN = const(1)
-_DIRTY = const(2)
+_OPEN = const(1)  # in the log (read at mount; the head takes appends)
+_DIRTY = const(2)  # the journal's own, to be erased by compaction
+_DAMAGED = const(3)  # not the journal's: quarantined, never written or erased
+_BAD = const(4)  # worn out (a failed program or erase): never used again
+_SUSPECT = const(5)  # mount only: no valid header, something written
+
+# JOURNAL_DAMAGED reasons (the event's b) and FLASH_BAD_SECTOR reasons
+_FOREIGN = const(1)  # neither erased nor anything the journal writes
+_UNPROVEN = const(2)  # a retire mark on a sector the log still needed
+_FAILED_PROGRAM = const(1)
+_FAILED_ERASE = const(2)
 
 _crc_table = None
 
@@ -175,6 +227,12 @@ class BadRecord(JournalError):
     pass
 
 
+class JournalDamaged(JournalFull):
+    """The usable sectors left (damaged and bad ones excluded) cannot hold the retention:
+    "E_JOURNAL_DAMAGED". A JournalFull, so callers that refuse work on a full journal
+    refuse it here too."""
+
+
 class Report:
     """Result of mount() or audit(). problems: [(code, a, b)] as given to the listener."""
 
@@ -187,6 +245,10 @@ class Report:
         self.sectors_open = 0
         self.sectors_blank = 0
         self.sectors_dirty = 0
+        self.damaged = 0  # sectors not the journal's: foreign, or retired without proof
+        self.bad = 0  # worn sectors (a failed program or erase), never used again
+        self.capacity = 0  # slots in the usable sectors (journal.capacity_slots())
+        self.spare = 0  # usable slots beyond the retention's need (< 0: it cannot fit)
         self.next_seq = 0
         self.problems = []
 
@@ -194,17 +256,30 @@ class Report:
         return self.tamper == 0
 
     def ok(self):
-        return self.tamper == 0 and self.corrupt == 0
+        return self.tamper == 0 and self.corrupt == 0 and self.damaged == 0
+
+    def fits(self):
+        """The usable flash still holds the whole retention with its reserves."""
+        return self.spare >= 0
 
     def __repr__(self):
+        # (the flash-health fields only when there is something to say: a healthy journal's
+        # report reads as it always did)
+        health = ""
+        if self.damaged or self.bad or self.spare < 0:
+            health = " damaged=%d bad=%d capacity=%d spare=%d" % (
+                self.damaged, self.bad, self.capacity, self.spare)
         return ("Report(records=%d applied=%d corrupt=%d tamper=%d incomplete=%d open=%d "
-                "blank=%d dirty=%d)" % (self.records, self.applied, self.corrupt, self.tamper,
-                                        self.incomplete, self.sectors_open,
-                                        self.sectors_blank, self.sectors_dirty))
+                "blank=%d dirty=%d%s)" % (self.records, self.applied, self.corrupt,
+                                          self.tamper, self.incomplete, self.sectors_open,
+                                          self.sectors_blank, self.sectors_dirty, health))
 
 
 class _Index:
-    """Newest record address of each of the `keep` newest keys of one type, slot key % keep."""
+    """Newest record address of each live key of one type (at most `keep`; the liveness
+    rule is in the file header). A key sits in slot key % keep when that slot was free or
+    held its predecessor; after a far jump of keys it may sit in any slot (find() then
+    searches). put() and find() allocate nothing."""
 
     def __init__(self, keep):
         from array import array
@@ -213,18 +288,68 @@ class _Index:
         self.addr = array("i", [-1] * keep)
         self.seq = array("i", [-1] * keep)
 
-    def put(self, key, addr, seq):
+    def _slot(self, key):
         s = key % self.keep
-        k = self.key[s]
-        if k > key or (k == key and self.seq[s] > seq):
-            return  # older than what the slot holds: not live
-        self.key[s] = key
+        if self.key[s] == key:
+            return s
+        ks = self.key
+        for i in range(self.keep):
+            if ks[i] == key:
+                return i
+        return -1
+
+    def put(self, key, addr, seq):
+        """Record (key, addr, seq); addr < 0 is a drop (a DROP record): the key is no
+        longer live unless a newer record of it follows."""
+        s = self._slot(key)
+        if s >= 0:
+            if self.seq[s] < seq:
+                self.seq[s] = seq
+                self.addr[s] = addr
+                if addr < 0:
+                    self.key[s] = -1
+                    self.seq[s] = -1
+            return
+        if addr < 0:
+            return
+        keep = self.keep
+        near = 2 * keep  # same-residue keys closer than this follow the residue rule
+        ks = self.key
+        home = key % keep
+        larger = 0
+        pred = low = free = -1
+        for i in range(keep):
+            k = ks[i]
+            if k < 0:
+                if free < 0 or i == home:
+                    free = i
+                continue
+            d = k - key
+            if d > 0:
+                larger += 1
+                if d < near and d % keep == 0:
+                    return  # a newer key of its residue: not live
+            elif -d < near and d % keep == 0:
+                pred = i  # its predecessor of the same residue: replaced
+            if low < 0 or k < ks[low]:
+                low = i
+        if larger >= keep:
+            return  # `keep` newer keys are live: not live
+        s = pred if pred >= 0 else (free if free >= 0 else low)
+        ks[s] = key
         self.addr[s] = addr
         self.seq[s] = seq
 
+    def remove(self, key):
+        s = self._slot(key)
+        if s >= 0:
+            self.key[s] = -1
+            self.addr[s] = -1
+            self.seq[s] = -1
+
     def find(self, key):
-        s = key % self.keep
-        return self.addr[s] if self.key[s] == key else -1
+        s = self._slot(key)
+        return self.addr[s] if s >= 0 else -1
 
     def live(self):
         n = 0
@@ -236,7 +361,8 @@ class _Index:
 
 class Journal:
     def __init__(self, dev, first, count, mac, keep=None):
-        if first < 0 or count < 4 or first + count > dev.sector_count():
+        if (first < 0 or count < 4 or count > _MAX_SECTORS
+                or first + count > dev.sector_count()):
             raise JournalError("E_JOURNAL_REGION")
         self.dev = dev
         self.first = first
@@ -247,6 +373,7 @@ class Journal:
         for t in range(FIRST_TYPE, LAST_TYPE + 1):
             self._keep[t] = 1
         self._keep[_REC_TAIL] = 1
+        self._keep[_REC_BAD] = 1
         if keep:
             for t in keep:
                 n = keep[t]
@@ -256,20 +383,24 @@ class Journal:
         live = 0
         for n in self._keep:
             live += n
-        # Room for the live data, one sector being reclaimed, the head, the blank target
-        # and the reserves.
-        room = (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR
-        if live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR > room:
+        # Slots the retention needs besides the head, one sector being reclaimed and the
+        # blank target: the live data and the reserves.
+        self._need = live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR
+        if self._need > (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR:
             raise JournalError("E_JOURNAL_TOO_SMALL")
         self._page = bytearray(PAGE_SIZE)
         self._ff = b"\xff" * PAGE_SIZE  # an erased page, for comparisons
         self._pmv = memoryview(self._page)
+        self._vbuf = bytearray(PAGE_SIZE)  # read-back of a program or an erase
+        self._vmv = memoryview(self._vbuf)
         self._hdr = bytearray(_SEC_HDR_LEN)
         self._mark = bytearray(_MARK_LEN)  # zeros: the retire mark
         self._tail = bytearray(_MARK_LEN)  # the tail retire mark as read
         self._tailrec = bytearray(4)  # payload of the TAIL record
         self.programs = 0
         self.erases = 0
+        self.bad_programs = 0
+        self.bad_erases = 0
         self.carried = 0  # records copied forward by compaction
         self._reset()
 
@@ -279,6 +410,8 @@ class Journal:
         self._state = bytearray(n)
         self._epoch = array("i", [0] * n)
         self._used = bytearray(n)  # next free page in an OPEN sector (1.._PAGES)
+        self._badmap = bytearray((n + 7) // 8)  # the BAD set, as persisted (_REC_BAD)
+        self._bad_dirty = 0  # the BAD set changed since the last _REC_BAD record
         self._index = [None] * _TYPES
         for t in range(1, _TYPES):
             if self._keep[t]:
@@ -301,7 +434,8 @@ class Journal:
         return buf == self._ff
 
     def _parse(self, buf):
-        """(type, flags, length, seq, key) of a record with a good CRC in buf, or None."""
+        """(type, flags, length, seq, key) of a record with a good CRC in buf (the page
+        buffer), or None."""
         magic, t, flags, n, seq, key = struct.unpack_from(_REC_FMT, buf, _OFF_MAGIC)
         if magic != _REC_MAGIC or n > MAX_PAYLOAD or t < 1 or t >= _TYPES:
             return None
@@ -319,35 +453,62 @@ class Journal:
         return True
 
     def _classify(self, s):
-        """Sector state and epoch from its header page (records decide for SUSPECT ones)."""
+        """(state, epoch, retire-marked) of a sector from its header page: _OPEN with a
+        valid header, _BLANK when all 0xFF, else _SUSPECT (its records decide)."""
         buf = self._read_page(s, 0)
+        marked = 0
         for i in range(_MARK_LEN):
             if buf[_MARK_HEAD + i] == 0:
-                return _DIRTY, 0
+                marked = 1
         tail = self._tail
         self.dev.read(self._addr(s, 0) + _MARK_TAIL, tail)
         for i in range(_MARK_LEN):
             if tail[i] == 0:
-                return _DIRTY, 0
+                marked = 1
         magic, epoch = struct.unpack_from(_SEC_FMT, buf, _OFF_SEC_MAGIC)
         crc = struct.unpack_from("<I", buf, _OFF_SEC_CRC)[0]
         if magic == _SEC_MAGIC and crc == crc32(self._pmv[0:_OFF_SEC_CRC]):
-            return _OPEN, epoch
+            return _OPEN, epoch, marked
         for page in range(_PAGES):
             if not self._blank(self._read_page(s, page)):
-                return -1, 0  # suspect: no valid header but something written
-        return _BLANK, 0
+                return _SUSPECT, 0, marked
+        return _BLANK, 0, 0
+
+    def _torn_header(self, s):
+        """Only a prefix of a sector header is written, all else is 0xFF: a power cut while
+        opening the sector (the journal's own state, nothing lost)."""
+        buf = self._read_page(s, 0)
+        last = -1
+        for i in range(PAGE_SIZE):
+            if buf[i] != 0xFF:
+                if i >= _SEC_HDR_LEN:
+                    return False
+                last = i
+        for i in range(min(last + 1, 4)):
+            if buf[i] != (_SEC_MAGIC >> (8 * i)) & 0xFF:
+                return False
+        for page in range(1, _PAGES):
+            if not self._blank(self._read_page(s, page)):
+                return False
+        return True
 
     def _scan(self, apply, rep):
-        """Walk every OPEN (and suspect) sector in log order, verify records and the chain.
-        With apply, rebuild the sector table, the index and the append position."""
-        notify = self._notify
+        """Walk every sector in log order, verify records and the chain, tell the
+        journal's own sectors from damaged ones. With apply, rebuild the sector table, the
+        index, the BAD set and the append position. Problems go to the listener at the end
+        (once the BAD set is known, so worn sectors are not reported as damage)."""
+        n = self.count
+        state = bytearray(n)
+        marks = bytearray(n)
+        epochs = [0] * n
         order = []
         suspect = []
+        early = []  # header problems found before the BAD set is known: (sector, problem)
         tail_min = -1  # from the newest trusted TAIL record
-        for s in range(self.count):
-            st, epoch = self._classify(s)
-            if st == -1:
+        badmap = bytearray(len(self._badmap))
+        for s in range(n):
+            st, epoch, marked = self._classify(s)
+            if st == _SUSPECT:
                 # Header torn or damaged: its records (if any) still carry their own proof.
                 first_seq = -1
                 for page in range(1, _PAGES):
@@ -355,59 +516,60 @@ class Journal:
                     if not self._blank(buf) and self._parse(buf) is not None:
                         first_seq = struct.unpack_from("<I", buf, _OFF_SEQ)[0]
                         break
-                if first_seq < 0:
-                    st = _DIRTY
-                else:
+                if first_seq >= 0:
                     st = _OPEN
                     epoch = first_seq
                     suspect.append(s)
-                    rep.corrupt += 1
-                    notify(rep, JOURNAL_CORRUPT, self.first + s, 0)
-            if apply:
-                self._state[s] = st
-                self._epoch[s] = epoch
+                    if not marked:  # (a torn erase of a retired sector wipes its header)
+                        early.append((s, (JOURNAL_CORRUPT, self.first + s, 0)))
+                elif not marked and self._torn_header(s):
+                    st = _DIRTY
+                else:
+                    st = _DAMAGED
+            state[s] = st
+            marks[s] = marked
+            epochs[s] = epoch
             if st == _OPEN:
                 order.append((epoch, s))
-                rep.sectors_open += 1
-            elif st == _BLANK:
-                rep.sectors_blank += 1
-            else:
-                rep.sectors_dirty += 1
         order.sort()
+        probs = []  # (sector, problem) found by the walk
         prev_seq = -1
         prev_seal = bytearray(_SEAL)
         corrupt_since = 0
         pending = []
+        used = bytearray(n)
+        head = -1
         for _, s in order:
-            used = 1
+            u = 1
             for page in range(1, _PAGES):
                 buf = self._read_page(s, page)
-                if self._blank(buf):
-                    continue
-                used = page + 1
+                if self._blank(buf) or (marks[s] and page == _PAGES - 1 and (
+                        buf[0:_LAST_SLOT_END] == self._ff[0:_LAST_SLOT_END])):
+                    continue  # (an unused last slot with the tail retire mark)
+                u = page + 1
                 r = self._parse(buf)
                 if r is None:
-                    rep.corrupt += 1
                     corrupt_since += 1
-                    notify(rep, JOURNAL_CORRUPT, self.first + s, page * PAGE_SIZE)
+                    probs.append((s, (JOURNAL_CORRUPT, self.first + s, page * PAGE_SIZE)))
                     continue
-                t, flags, n, seq, key = r
+                t, flags, ln, seq, key = r
                 rep.records += 1
-                trusted = self._seal_ok(n)
+                trusted = self._seal_ok(ln)
                 if not trusted:
-                    rep.tamper += 1
-                    notify(rep, TAMPER_SEAL, self.first + s, seq)
+                    probs.append((s, (TAMPER_SEAL, self.first + s, seq)))
                 elif prev_seq >= 0:
                     link = buf[_OFF_PREV:_HDR] == prev_seal
                     if seq <= prev_seq or (seq == prev_seq + 1 and not link) or (
                             seq > prev_seq + 1 and not corrupt_since):
-                        rep.tamper += 1
-                        notify(rep, TAMPER_SEAL, self.first + s, seq)
+                        probs.append((s, (TAMPER_SEAL, self.first + s, seq)))
                         trusted = False
                 if trusted and t == _REC_TAIL:
                     tail_min = struct.unpack_from("<I", buf, _HDR)[0]
+                if trusted and t == _REC_BAD and flags & _FIRST and flags & _LAST:
+                    for i in range(min(ln, len(badmap))):
+                        badmap[i] = buf[_HDR + i]
                 prev_seq = seq
-                prev_seal[:] = buf[_HDR + n:_HDR + n + _SEAL]
+                prev_seal[:] = buf[_HDR + ln:_HDR + ln + _SEAL]
                 corrupt_since = 0
                 # A group's LAST record proves every earlier record of the group was fully
                 # programmed (they are written in order), even if one of them was damaged
@@ -415,7 +577,9 @@ class Journal:
                 if flags & _FIRST:
                     rep.incomplete += len(pending)
                     pending = []
-                pending.append((t, key, self._addr(s, page), seq, trusted))
+                # (a drop of a key: address -1 in the index)
+                pending.append((t, key, -1 if flags & _DROP else self._addr(s, page), seq,
+                                trusted))
                 if flags & _LAST:
                     for pt, pk, pa, ps, ptrust in pending:
                         if ptrust:
@@ -423,26 +587,84 @@ class Journal:
                             if apply and self._index[pt] is not None:
                                 self._index[pt].put(pk, pa, ps)
                     pending = []
-            if apply:
-                self._used[s] = used
-                self._head = s
+            used[s] = u
+            head = s
         rep.incomplete += len(pending)
+        # The BAD set: as persisted, plus (audit) what was found since the mount.
+        if not apply:
+            for i in range(len(badmap)):
+                badmap[i] |= self._badmap[i]
+        damaged = []  # (sector, reason)
+        for s in range(n):
+            if badmap[s >> 3] >> (s & 7) & 1:
+                if state[s] == _OPEN and not marks[s]:
+                    used[s] = _PAGES  # a failed program: its records stay live, no more
+                elif state[s] == _OPEN:
+                    state[s] = _DIRTY  # reclaimed, cut before its last erase: erased once
+                else:
+                    state[s] = _BAD
+                rep.bad += 1
+            elif state[s] == _DAMAGED:
+                damaged.append((s, _FOREIGN))
+            elif state[s] == _OPEN and marks[s]:
+                if 0 <= tail_min and epochs[s] < tail_min:
+                    # Retired by compaction (its live records were carried before the TAIL
+                    # record that names a newer oldest sector): to be erased, nothing lost.
+                    state[s] = _DIRTY
+                else:
+                    damaged.append((s, _UNPROVEN))
+                    used[s] = _PAGES  # read like any log sector, never appended to
+        if head >= 0 and (state[head] != _OPEN or used[head] >= _PAGES):
+            head = -1
         # Compaction records, before each erase, the epoch of the oldest sector that must
         # remain; an older end of the log that is gone without such a record was erased by
         # someone else (the chain cannot show it: its first record has no predecessor).
-        if order and tail_min >= 0 and order[0][0] > tail_min and order[0][1] not in suspect:
-            rep.tamper += 1
-            notify(rep, TAMPER_SEAL, self.first + order[0][1], tail_min)
+        oldest = -1
+        for e, s in order:
+            if state[s] == _OPEN:
+                oldest = s
+                break
+        if oldest >= 0 and 0 <= tail_min < epochs[oldest] and oldest not in suspect:
+            probs.append((oldest, (TAMPER_SEAL, self.first + oldest, tail_min)))
+        for s, p in early + probs:
+            if state[s] == _DIRTY or (p[0] == JOURNAL_CORRUPT and badmap[s >> 3] >> (s & 7) & 1):
+                continue  # a reclaimed or worn sector: its torn slots are not evidence
+            if p[0] == JOURNAL_CORRUPT:
+                rep.corrupt += 1
+            else:
+                rep.tamper += 1
+            self._notify(rep, p[0], p[1], p[2])
+        for s, why in damaged:
+            rep.damaged += 1
+            self._notify(rep, JOURNAL_DAMAGED, self.first + s, why)
+        usable = 0
+        for s in range(n):
+            st = state[s]
+            if st == _OPEN:
+                rep.sectors_open += 1
+            elif st == _BLANK:
+                rep.sectors_blank += 1
+            elif st == _DIRTY:
+                rep.sectors_dirty += 1
+            if st != _DAMAGED and st != _BAD and not badmap[s >> 3] >> (s & 7) & 1:
+                usable += 1
+        rep.capacity = usable * SLOTS_PER_SECTOR
+        rep.spare = self._spare(usable)
         rep.next_seq = prev_seq + 1
         if apply:
+            for s in range(n):
+                self._state[s] = state[s]
+                self._epoch[s] = epochs[s] if state[s] == _OPEN else 0
+                self._used[s] = used[s]
+            self._badmap[:] = badmap
+            self._head = head
             self._seq = prev_seq + 1
             self._prev[:] = prev_seal
-            if self._head >= 0 and self._used[self._head] >= _PAGES:
-                self._head = -1
         return rep
 
     def _notify(self, rep, code, a, b):
-        rep.problems.append((code, a, b))
+        if rep is not None:
+            rep.problems.append((code, a, b))
         if self.listener is not None:
             self.listener(code, a, b)
 
@@ -457,8 +679,38 @@ class Journal:
 
     # ---- space -------------------------------------------------------------------------
 
+    def _usable(self):
+        n = 0
+        st = self._state
+        for s in range(self.count):
+            if st[s] != _DAMAGED and st[s] != _BAD and not self._is_bad(s):
+                n += 1
+        return n
+
+    def _spare(self, usable):
+        return (usable - TARGET_BLANK - 1) * SLOTS_PER_SECTOR - self._need
+
     def capacity_slots(self):
-        return self.count * SLOTS_PER_SECTOR
+        """Record slots of the sectors still usable (damaged and bad sectors excluded)."""
+        return self._usable() * SLOTS_PER_SECTOR
+
+    def spare_slots(self):
+        """Usable slots beyond the retention's need (live records, reserves, the head, a
+        sector being reclaimed, the blank target). Below 0 the record set no longer fits:
+        appends end in JournalDamaged once the space runs out."""
+        return self._spare(self._usable())
+
+    def _sectors(self, want):
+        return [self.first + s for s in range(self.count) if self._state[s] == want]
+
+    def bad_sectors(self):
+        """Sectors retired as worn (device sector numbers), including one whose live
+        records compaction has not carried yet."""
+        return [self.first + s for s in range(self.count) if self._is_bad(s)]
+
+    def damaged_sectors(self):
+        """Quarantined sectors holding what is not the journal's (device sector numbers)."""
+        return self._sectors(_DAMAGED)
 
     def free_sectors(self):
         n = 0
@@ -498,7 +750,7 @@ class Journal:
                 raise BadRecord("E_RECORD_TYPE")
             if not isinstance(key, int) or key < 0 or key > _MAX_KEY:
                 raise BadRecord("E_RECORD_KEY")
-            if len(payload) > MAX_PAYLOAD:
+            if payload is not None and len(payload) > MAX_PAYLOAD:
                 raise RecordTooBig("E_RECORD_TOO_BIG")
         return self._commit_group(items, reserve)
 
@@ -514,25 +766,39 @@ class Journal:
         elif reserve == LAST_GASP:
             keep_free = SLOTS_PER_SECTOR
         if self.free_slots() - n < keep_free:
+            if self.spare_slots() < 0:
+                raise JournalDamaged("E_JOURNAL_DAMAGED")
             raise JournalFull("E_JOURNAL_FULL")
         first_seq = self._seq
         addrs = []
         for i in range(n):
             t, key, payload = items[i]
             flags = (_FIRST if i == 0 else 0) | (_LAST if i == n - 1 else 0)
+            if payload is None:
+                flags |= _DROP
+                payload = b""
             addrs.append(self._write(t, flags, key, payload))
-        # The group is on flash: only now does the index point at it.
+        # The group is on flash: only now does the index point at it (-1: a drop).
         for i in range(n):
-            t, key, _ = items[i]
-            self._index[t].put(key, addrs[i], first_seq + i)
-        return self._seq - 1
+            t, key, payload = items[i]
+            self._index[t].put(key, addrs[i] if payload is not None else -1, first_seq + i)
+        seq = self._seq - 1
+        if self._bad_dirty and reserve != LAST_GASP:
+            self._persist_bad()
+        return seq
+
+    def _persist_bad(self):
+        """Append the BAD set as it stands (a program, never an erase); when there is no
+        room yet, the next compact_step tries again. Returns 1 if it was written."""
+        self._bad_dirty = 0
+        try:
+            self._commit_group(((_REC_BAD, 0, self._badmap),), COMPACTION)
+            return 1
+        except JournalFull:
+            self._bad_dirty = 1
+        return 0
 
     def _write(self, t, flags, key, payload):
-        if self._head < 0:
-            self._open_sector()
-        s = self._head
-        page = self._used[s]
-        addr = self._addr(s, page)
         n = len(payload)
         buf = self._page
         struct.pack_into(_REC_FMT, buf, _OFF_MAGIC, _REC_MAGIC, t, flags, n, self._seq, key)
@@ -541,13 +807,31 @@ class Journal:
         seal = self.mac.digest(self._pmv[0:_HDR + n])
         end = _HDR + n + _SEAL
         buf[_HDR + n:end] = seal[0:_SEAL]
-        struct.pack_into("<I", buf, end, crc32(self._pmv[0:end]))
-        # Account for the slot before programming: a cut part-way leaves it consumed.
-        self._used[s] = page + 1
-        if page + 1 >= _PAGES:
-            self._head = -1
-        self.programs += 1
-        self.dev.program(addr, self._pmv[0:end + _CRC_LEN])
+        crc = crc32(self._pmv[0:end])
+        struct.pack_into("<I", buf, end, crc)
+        while True:
+            if self._head < 0:
+                self._open_sector()
+            s = self._head
+            page = self._used[s]
+            addr = self._addr(s, page)
+            # Account for the slot before programming: a cut part-way leaves it consumed.
+            self._used[s] = page + 1
+            if page + 1 >= _PAGES:
+                self._head = -1
+            self.programs += 1
+            self.dev.program(addr, self._pmv[0:end + _CRC_LEN])
+            # Read-back verify: the CRC of what the flash holds (it covers the seal) and
+            # the stored CRC itself.
+            v = self._vbuf
+            self.dev.read(addr, v)
+            if (crc32(self._vmv[0:end]) == crc
+                    and struct.unpack_from("<I", v, end)[0] == crc):
+                break
+            # The page did not take the record: the sector takes no more, the same record
+            # (same seq, same link) goes to the first slot of the next erased sector.
+            self.bad_programs += 1
+            self._mark_bad(s, _FAILED_PROGRAM)
         self._prev[:] = buf[_HDR + n:end]
         self._seq += 1
         return addr
@@ -560,21 +844,50 @@ class Journal:
             if self._state[s] == _OPEN and self._epoch[s] >= best:
                 best = self._epoch[s]
                 start = s + 1
-        for i in range(self.count):
-            s = (start + i) % self.count
-            if self._state[s] == _BLANK:
-                break
-        else:
-            raise JournalFull("E_JOURNAL_FULL")
         h = self._hdr
         struct.pack_into(_SEC_FMT, h, _OFF_SEC_MAGIC, _SEC_MAGIC, self._seq)
         struct.pack_into("<I", h, _OFF_SEC_CRC, crc32(memoryview(h)[0:_OFF_SEC_CRC]))
-        self._state[s] = _OPEN
-        self._epoch[s] = self._seq
-        self._used[s] = 1
-        self._head = s
-        self.programs += 1
-        self.dev.program(self._addr(s, 0), h)
+        while True:
+            for i in range(self.count):
+                s = (start + i) % self.count
+                if self._state[s] == _BLANK:
+                    break
+            else:
+                if self.spare_slots() < 0:
+                    raise JournalDamaged("E_JOURNAL_DAMAGED")
+                raise JournalFull("E_JOURNAL_FULL")
+            self._state[s] = _OPEN
+            self._epoch[s] = self._seq
+            self._used[s] = 1
+            self._head = s
+            self.programs += 1
+            addr = self._addr(s, 0)
+            self.dev.program(addr, h)
+            v = self._vbuf
+            self.dev.read(addr, v)
+            ok = True
+            for i in range(_SEC_HDR_LEN):
+                if v[i] != h[i]:
+                    ok = False
+            if ok:
+                return
+            self.bad_programs += 1
+            self._mark_bad(s, _FAILED_PROGRAM)
+            self._state[s] = _BAD  # it holds no record: nothing to carry or erase
+
+    def _mark_bad(self, s, why):
+        """Sector s failed a read-back verify: into the BAD set (persisted by the next
+        compact_step), no more records in it."""
+        self._badmap[s >> 3] |= 1 << (s & 7)
+        self._bad_dirty = 1
+        if self._state[s] == _OPEN:
+            self._used[s] = _PAGES
+        if self._head == s:
+            self._head = -1
+        self._notify(None, FLASH_BAD_SECTOR, self.first + s, why)
+
+    def _is_bad(self, s):
+        return self._badmap[s >> 3] >> (s & 7) & 1
 
     # ---- reading state -----------------------------------------------------------------
 
@@ -589,7 +902,7 @@ class Journal:
         if r is None or r[0] != rtype or r[4] != key:
             # Changed under us since mount: never trusted, reported.
             s = addr // SECTOR_SIZE
-            self._notify(Report(), JOURNAL_CORRUPT, s, addr - s * SECTOR_SIZE)
+            self._notify(None, JOURNAL_CORRUPT, s, addr - s * SECTOR_SIZE)
             return None
         return self._pmv[_HDR:_HDR + r[2]]
 
@@ -622,15 +935,19 @@ class Journal:
     # ---- compaction --------------------------------------------------------------------
 
     def compact_step(self):
-        """Background work, called from the idle loop: erase one dirty sector, or reclaim
-        the oldest sector (carry its live records forward, retire, erase) while fewer than
-        TARGET_BLANK sectors are erased. At most one erase per call. A call with nothing to
-        do allocates nothing."""
+        """Background work, called from the idle loop: persist a changed BAD set, erase one
+        dirty sector, or reclaim the oldest sector (carry its live records forward, retire,
+        erase) while fewer than TARGET_BLANK sectors are erased. At most one erase per
+        call. A call with nothing to do allocates nothing."""
         if not self._mounted:
             raise JournalError("E_NOT_MOUNTED")
+        if self._bad_dirty and self._persist_bad():
+            return 1  # (else after the reclaim below has made room)
         for s in range(self.count):
             if self._state[s] == _DIRTY:
                 self._erase(s)
+                if self._bad_dirty:
+                    self._persist_bad()
                 return 1
         if self.free_sectors() >= TARGET_BLANK:
             return 0
@@ -641,8 +958,13 @@ class Journal:
                 victim = s
         if victim < 0:
             return 0
-        for page in range(1, _PAGES):
-            self._carry(victim, page)
+        try:
+            for page in range(1, _PAGES):
+                self._carry(victim, page)
+        except JournalFull:
+            # Worn flash ate the room (failed programs): the victim keeps its records and
+            # stays in the log (what was carried is a newer copy); nothing is retired.
+            return 0
         oldest = -1
         for s in range(self.count):
             if self._state[s] == _OPEN and s != victim and (
@@ -650,9 +972,14 @@ class Journal:
                 oldest = s
         tail = self._epoch[oldest] if oldest >= 0 else self._seq
         struct.pack_into("<I", self._tailrec, 0, tail)
-        self._commit_group(((_REC_TAIL, 0, self._tailrec),), COMPACTION)
+        try:
+            self._commit_group(((_REC_TAIL, 0, self._tailrec),), COMPACTION)
+        except JournalFull:
+            return 0  # (as above: no TAIL record, no retire)
         self._retire(victim)
         self._erase(victim)
+        if self._bad_dirty:
+            self._persist_bad()  # a failed erase is on record before the next power cut
         return 1
 
     def _carry(self, s, page):
@@ -662,7 +989,8 @@ class Journal:
             return
         magic = struct.unpack_from("<H", buf, _OFF_MAGIC)[0]
         t = buf[_OFF_TYPE]
-        if magic != _REC_MAGIC or not (1 <= t <= MAX_TYPE) or self._index[t] is None:
+        if magic != _REC_MAGIC or not (1 <= t <= MAX_TYPE or t == _REC_BAD) or (
+                self._index[t] is None):
             return  # (a TAIL record is not carried: compact_step writes a new one)
         key = struct.unpack_from("<i", buf, _OFF_KEY)[0]
         if self._index[t].find(key) != addr:
@@ -671,27 +999,63 @@ class Journal:
         if r is None or not self._seal_ok(r[2]):
             # Damaged since mount: not carried (never trusted), reported.
             code = JOURNAL_CORRUPT if r is None else TAMPER_SEAL
-            self._notify(Report(), code, self.first + s,
+            self._notify(None, code, self.first + s,
                          page * PAGE_SIZE if r is None else r[3])
-            ix = self._index[t]
-            ix.key[key % ix.keep] = -1
-            ix.addr[key % ix.keep] = -1
+            self._index[t].remove(key)
             return
         n = r[2]
-        payload = bytes(self._pmv[_HDR:_HDR + n])
-        self.append_group(((t, key, payload),), COMPACTION)
+        # (the BAD set is carried as it stands now: it only grows)
+        payload = self._badmap if t == _REC_BAD else bytes(self._pmv[_HDR:_HDR + n])
+        self._commit_group(((t, key, payload),), COMPACTION)
         self.carried += 1
 
     def _retire(self, s):
         self.programs += 2
-        self.dev.program(self._addr(s, 0) + _MARK_TAIL, self._mark)
-        self.dev.program(self._addr(s, 0) + _MARK_HEAD, self._mark)
+        base = self._addr(s, 0)
+        self.dev.program(base + _MARK_TAIL, self._mark)
+        self.dev.program(base + _MARK_HEAD, self._mark)
         self._state[s] = _DIRTY
+        # A mark that did not stick is harmless (the erase follows and is verified), but
+        # the sector is worn.
+        t = self._tail
+        for off in (_MARK_TAIL, _MARK_HEAD):
+            self.dev.read(base + off, t)
+            for i in range(_MARK_LEN):
+                if t[i] != 0 and not self._is_bad(s):
+                    self.bad_programs += 1
+                    self._mark_bad(s, _FAILED_PROGRAM)
 
     def _erase(self, s):
         self._state[s] = _DIRTY
         self.erases += 1
         self.dev.erase_sector(self.first + s)
-        self._state[s] = _BLANK
         self._used[s] = 0
         self._epoch[s] = 0
+        if self._is_bad(s):
+            self._state[s] = _BAD  # erased once so no stale record of it can reappear
+            return
+        for page in range(_PAGES):
+            self.dev.read(self._addr(s, page), self._vbuf)
+            if self._vbuf != self._ff:
+                self.bad_erases += 1
+                self._state[s] = _BAD
+                self._mark_bad(s, _FAILED_ERASE)
+                return
+        self._state[s] = _BLANK
+
+    # ---- service -----------------------------------------------------------------------
+
+    def release_damaged(self):
+        """SERVICE step, never taken by the meter itself: erase every quarantined (damaged)
+        sector so the journal may use it again, once the evidence has been read out (an
+        authenticated head-end command or a bench tool decides). Returns the number of
+        sectors released (a failed erase marks the sector BAD instead)."""
+        if not self._mounted:
+            raise JournalError("E_NOT_MOUNTED")
+        n = 0
+        for s in range(self.count):
+            if self._state[s] == _DAMAGED:
+                self._erase(s)
+                if self._state[s] == _BLANK:
+                    n += 1
+        return n

@@ -3,7 +3,12 @@
 # The limiter, reservation table, command counter, drill report and audit log never see a
 # store: each gets a save-only handle for its kind (meter.storage.records KIND_*),
 #   handle.save(data)   data: a bytes-like blob of at most MAX_BLOB bytes; the handle copies
-#                       it before returning (callers reuse their buffers).
+#                       it before returning (callers reuse their buffers). Returns True when
+#                       the blob is durable (it survives a power cut from now on), False when
+#                       it was refused (journal full, flash fault, nowhere to keep it); it
+#                       never raises. A part whose safety rests on the blob being durable
+#                       (the command counter: meter.control.command) fails closed on False;
+#                       the others keep running from RAM.
 # A store hands them out and reads them back at boot:
 #   store.saver(kind)   -> the handle of that kind
 #   store.latest(kind)  -> the newest blob of that kind (bytes), or None
@@ -18,10 +23,11 @@ from meter.storage.records import (  # noqa: F401  (the kinds, re-exported)
 
 
 class NullSaver:
-    """A save handle that keeps nothing."""
+    """A save handle that keeps nothing: every save is refused (False), so a meter without
+    a journal refuses every command (its counter can never be made durable: fail closed)."""
 
     def save(self, data):
-        pass
+        return False
 
 
 NULL_SAVER = NullSaver()  # the default handle of a part built without a store

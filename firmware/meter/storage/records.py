@@ -2,7 +2,7 @@
 #
 # Record types are journal type numbers 1..MAX_TYPE. Each line names the owner of the
 # payload format. Later parts add theirs here (REC_OUTBOX for the A-route outbox, a
-# firmware-update record for the OTA pair); free numbers: 13..31.
+# firmware-update record for the OTA pair); free numbers: 14..31.
 #
 # The control parts (limiter, reservations, command counter, drill, audit) do not see record
 # types: they save through small handles by KIND, and the store maps kinds onto records.
@@ -23,8 +23,9 @@ REC_AUDIT = const(9)  # control.audit: one command audit entry (key: entry seq)
 REC_OUTBOX = const(10)  # A-route outbox (reserved)
 REC_LASTGASP = const(11)  # outage.lastgasp: the Last Gasp machine's state (key 0)
 REC_CONFIG = const(12)  # settings changed by command (reserved)
+REC_TAMPER = const(13)  # storage.store: the tamper register, kept until acknowledged (key 0)
 FIRST_TYPE = const(1)
-LAST_TYPE = const(12)  # the highest type in use (the journal keeps 1 key of each by default)
+LAST_TYPE = const(13)  # the highest type in use (the journal keeps 1 key of each by default)
 
 # Kinds the control parts save (through meter.storage.store.Store.saver(kind) handles)
 KIND_LIMITER = const(1)  # Limiter state: contract, breaker state, re-close count

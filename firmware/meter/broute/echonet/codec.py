@@ -131,11 +131,13 @@ def parse(buf, n, f, limit=MAX_FRAME):
 
 
 class Builder:
-    """Builds one frame at a time into a preallocated buffer. Every write checks room;
-    begin_prop() returns -1 when the property header does not fit."""
+    """Builds one frame at a time into a preallocated buffer. Every write checks room
+    against `limit` (bytes a frame may take: at most len(buf), less when the link carries
+    smaller datagrams); begin_prop() returns -1 when the property header does not fit."""
 
     def __init__(self, size=MAX_FRAME):
         self.buf = bytearray(size)
+        self.limit = size
         self.n = 0
         self._opc_at = 11
         self._edt_at = 0
@@ -168,11 +170,11 @@ class Builder:
 
     def room(self):
         """Bytes of EDT that still fit after one more EPC/PDC pair."""
-        return len(self.buf) - self.n - 2
+        return self.limit - self.n - 2
 
     def begin_prop(self, epc):
         """Write EPC and a PDC placeholder; returns the EDT offset or -1 when full."""
-        if self.n + 2 > len(self.buf):
+        if self.n + 2 > self.limit:
             return -1
         b = self.buf
         b[self.n] = epc
@@ -190,7 +192,7 @@ class Builder:
     def prop(self, epc, src, off, pdc):
         """Append a property with EDT copied from src[off:off+pdc]; False when full."""
         at = self.begin_prop(epc)
-        if at < 0 or at + pdc > len(self.buf):
+        if at < 0 or at + pdc > self.limit:
             return False
         b = self.buf
         for i in range(pdc):

@@ -6,6 +6,10 @@
 # and the installation location. Wall time comes in through at(minute, second, valid)
 # before each frame (minutes since 2000-01-01 local standard time).
 #
+# Injected state sources (callables, None = not wired): fault() True while a fault stands
+# (a standing tamper finding: 0x88 = 0x41); registers_valid() False while the register
+# records are lost: E0/E3/D0/EA/EB then serve 0xFFFFFFFE (no data) and 0x88 a fault.
+#
 # Encodings (Release R): cumulative values u32 counts, 0xFFFFFFFE = no data; E7 i32 W,
 # 0x7FFFFFFE = no data; E8 i16 R and T in 0.1 A, 0x7FFE = no data (T is absent on
 # single-phase 2-wire); date-time YYYY(2) MM DD hh mm ss. Reads allocate nothing.
@@ -14,7 +18,7 @@ from micropython import const
 
 from meter import caltime
 from meter.broute.echonet.codec import encode_map
-from meter.metering.intervals import MISSING, newest_stamp
+from meter.metering.intervals import CAPTURE_WINDOW_S, MISSING, newest_stamp
 from meter.metering.samples import NO_VALUE
 from meter.metering.registers import FWD, REV, DIGITS
 
@@ -74,14 +78,15 @@ class SmartMeter:
     def __init__(self, regs, metering, capture, identity, history=None):
         self.regs = regs
         self.metering = metering
+        self.capture = capture
         self.ring = capture.ring
         self.half = capture.half
         self.identity = identity
         self.history = history if history is not None else self.half_history
         self.location = 0x00  # 81: location not set
-        self.fault = False  # 88
+        self.fault = None  # 88: callable, True while a fault stands (tamper finding)
         self.operating = True  # 80: False during a Last Gasp hold-up (0x31)
-        self.registers_valid = True  # False until the registers are restored at boot
+        self.registers_valid = None  # callable, False while the register records are lost
         self.day = 0  # E5: 0 = today .. 99
         self.ec_start = _UNSET  # ED: wall minute (multiple of 30) or unset
         self.ec_n = _EC_MAX
@@ -96,6 +101,15 @@ class SmartMeter:
         return deoj == METER_EOJ or deoj == (METER_EOJ & 0xFFFF00)
 
     def at(self, minute, second, valid):
+        """The wall time of the frame being answered. Until the capture has processed the
+        boundary of a new minute (its high-water mark) and while that boundary's capture
+        window is open, the object answers as at the end of the previous minute (0x97,
+        0x98, the series' current minute): no read sees a boundary before it is captured,
+        so a served value never changes and a boundary is never reported missing before
+        its capture window closed."""
+        if valid and second < CAPTURE_WINDOW_S and self.capture.high_water < minute:
+            minute -= 1
+            second = 59
         self.minute = minute
         self.second = second
         self.valid = valid
@@ -128,8 +142,17 @@ class SmartMeter:
         self._put_ymdhm(buf, off, minute)
         buf[off + 6] = second if minute >= 0 else 0xFF
 
+    def _valid(self):
+        v = self.registers_valid
+        return v is None or v()
+
+    def faulty(self):
+        """True while 0x88 reports a fault: a standing fault, or registers not valid."""
+        f = self.fault
+        return (f is not None and f()) or not self._valid()
+
     def _cumulative(self, reg):
-        return self.regs.count[reg] if self.registers_valid else MISSING
+        return self.regs.count[reg] if self._valid() else MISSING
 
     def _fixed_time(self, buf, off, reg):
         """EA/EB: the newest 30-minute record (ss = 0)."""
@@ -137,7 +160,7 @@ class SmartMeter:
         if m < 0 and self.valid:
             m = self.minute - self.minute % _HALF
         self._put_datetime(buf, off, m, 0)
-        put_u32(buf, off + 7, self.history(m, reg) if m >= 0 else MISSING)
+        put_u32(buf, off + 7, self.history(m, reg) if m >= 0 and self._valid() else MISSING)
         return 11
 
     def _day_history(self, buf, off, reg):
@@ -239,7 +262,7 @@ class SmartMeter:
             if mm < 0 and self.valid:
                 mm = self.minute
             self._put_datetime(buf, off, mm, 0)
-            s = self.ring.slot(mm)
+            s = self.ring.slot(mm) if self._valid() else -1
             put_u32(buf, off + 7, self.ring.fwd[s] if s >= 0 else MISSING)
             put_u32(buf, off + 11, self.ring.rev[s] if s >= 0 else MISSING)
             return 15
@@ -284,7 +307,7 @@ class SmartMeter:
             buf[off + 3] = 0
             return 4
         if epc == 0x88:
-            buf[off] = 0x41 if self.fault else 0x42
+            buf[off] = 0x41 if self.faulty() else 0x42
             return 1
         if epc == 0x8A:
             return _copy(self.identity.maker, buf, off)

@@ -6,6 +6,17 @@
 # dropped by the flood limit (more than flood_limit frames in one 1000 ms window) and
 # frames that are not requests (responses or notifications from others are ignored).
 # Reading and writing property values is the objects' business (node.py, meter_object.py).
+#
+# Reply size: a reply lists EVERY requested property, in request order (ECHONET Lite: a
+# Get_SNA carries the readable ones, the others with PDC 0). A reply may take at most
+# self.tx.limit bytes (TX_SIZE, or less: set_limit() with the radio module's largest
+# datagram). A property's value is written only if it fits with 2 bytes still kept for
+# each property after it; one that does not fit comes back with PDC 0 (SNA). The
+# smallest conformant reply (every Get property PDC 0, every Set property echoing its
+# EDT) is never longer than the request itself, so with limit >= MAX_FRAME it always
+# fits; a request whose smallest reply does not fit (a link with smaller datagrams) is
+# refused whole before anything is read or written: no reply (counted TOO_LARGE), never
+# a partial listing; the controller times out and asks again with fewer properties.
 
 from micropython import const
 
@@ -28,9 +39,10 @@ FLOOD = const(4)  # dropped by the flood limit
 REPLIED = const(5)  # replies built
 SNA = const(6)  # of which SNA replies
 REFUSED = const(7)  # properties refused (unknown EPC, read-only, bad value, no room)
-COUNTERS = const(8)
+TOO_LARGE = const(8)  # requests whose smallest reply exceeds the reply limit: dropped
+COUNTERS = const(9)
 COUNTER_NAMES = ("received", "malformed", "unknown_eoj", "ignored", "flood", "replied",
-                 "sna", "refused")
+                 "sna", "refused", "too_large")
 
 
 class Service:
@@ -78,6 +90,9 @@ class Service:
         if obj is None:
             c[UNKNOWN_EOJ] += 1
             return 0
+        if self._smallest_reply() > self.tx.limit:
+            c[TOO_LARGE] += 1
+            return 0
         for o in self.objects:
             o.at(now.minute, now.second, now.valid)
         if esv == GET:
@@ -116,6 +131,10 @@ class Service:
         self.to_group = True
         return tx.n
 
+    def set_limit(self, n):
+        """Largest reply (bytes) the link carries in one datagram; capped at TX_SIZE."""
+        self.tx.limit = n if 0 < n < TX_SIZE else TX_SIZE
+
     def counters(self):
         """Counters as a dict (allocates: for logs and the bench console)."""
         d = {}
@@ -135,20 +154,39 @@ class Service:
                 return o
         return None
 
+    def _smallest_reply(self):
+        """Length of the reply with every Get property PDC 0 and every Set property
+        refused (echoing its EDT): what any reply to this request needs at least."""
+        f = self.frame
+        esv = f.esv
+        n = codec.HEADER
+        k = f.opc + f.opc2
+        sets = 0
+        if esv == SETC or esv == SETI or esv == SETGET:
+            sets = f.opc
+        for i in range(k):
+            n += 2 + (f.pdc[i] if i < sets else 0)
+        if esv == SETGET:
+            n += 1  # the Get block's OPC
+        return n
+
     def _read_props(self, buf, obj, first, count):
         """Append Get results for request properties first..first+count-1; returns the
-        number refused (written with PDC 0)."""
+        number refused (written with PDC 0). Each property is listed: a value is read
+        only if it fits with 2 bytes kept for every property after it (handle() checked
+        that the PDC-0 listing of all of them fits)."""
         f = self.frame
         tx = self.tx
         refused = 0
+        last = first + count - 1
         for i in range(first, first + count):
             epc = f.epc[i]
             at = tx.begin_prop(epc)
             if at < 0:
-                return refused + first + count - i  # no room even for the header: stop
+                return refused + last + 1 - i  # unreachable after the size check
             size = obj.size(epc)
             n = -1
-            if size and size <= tx.room():
+            if size and size <= tx.room() - 2 * (last - i):
                 n = obj.read(epc, tx.buf, at)
             if n < 0:
                 n = 0

@@ -6,7 +6,8 @@
 # hardware over a byte stream (Wi-SUN over UART) time to run its sans-IO driver.
 # respond(challenge) proves the module holds the key provisioned for it (see auth.py).
 # Addresses are opaque to the B-route: whatever recvfrom_into returned is what sendto
-# takes back. `group` is the address notifications go to (multicast), or None.
+# takes back. `group` is the address notifications go to (multicast), or None. `mtu` is
+# the largest datagram (bytes) sendto() carries: the B-route builds no reply larger.
 
 from meter.hal import Datagram
 
@@ -18,6 +19,7 @@ UP = 1
 class RadioModule(Datagram):
     kind = "none"  # "wifi", "ethernet", "wisun", "udp"
     group = None
+    mtu = 1232  # bytes: an IPv6 minimum-MTU datagram (1280 - 40 - 8), unfragmented on IPv4
 
     def identity(self):
         """(kind, module id, firmware version) as strings."""

@@ -1,9 +1,20 @@
 # A non-blocking UDP endpoint on port 3610 with the ECHONET multicast group joined: the
 # datagram service of the IP radio modules (Wi-Fi, Ethernet) and of the host UDP module.
 # `socket` is imported when an endpoint is created, never when this file is imported.
+#
+# Multicast (a HEMS discovers meters by a Get to 224.0.23.0:3610, and the meter announces
+# its instances there): the group is joined on the interface whose address is `iface`
+# (0.0.0.0 lets the stack choose by route: on a host that is the default route, not the
+# loopback, so a host simulation passes its 127.x address). Notifications leave by the
+# same interface (IP_MULTICAST_IF). A socket bound to a unicast address never receives a
+# datagram sent to the group, so an endpoint bound to one (the host simulation at
+# 127.0.0.2) opens a second socket bound to the group that only receives; replies always
+# go out of the unicast socket, so their source is the meter's own address. Bound to
+# 0.0.0.0 (the boards) one socket receives both.
 
 GROUP = "224.0.23.0"
 PORT = 3610
+_ANY = "0.0.0.0"
 _EAGAIN = (11, 35)  # Linux/ESP-IDF, BSD
 
 
@@ -11,39 +22,74 @@ def _ip4(text):
     return bytes(int(p) for p in text.split("."))
 
 
+def _socket(socket, addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(addr)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 class UdpEndpoint:
-    def __init__(self, host="0.0.0.0", port=PORT, group=GROUP, iface="0.0.0.0"):
+    def __init__(self, host=_ANY, port=PORT, group=GROUP, iface=_ANY):
         import socket
 
         self._socket = socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(socket.getaddrinfo(host, port)[0][-1])
-            s.setblocking(False)
-        except OSError:
-            s.close()
-            raise
-        self.sock = s
+        self.sock = _socket(socket, socket.getaddrinfo(host, port)[0][-1])
+        self.group_sock = None  # receives what is sent to the group (unicast-bound host)
         self.group_addr = None
         self.multicast = False
         if group:
             self.group_addr = socket.getaddrinfo(group, port)[0][-1]
+            self.multicast = self._join(group, host, iface)
+        self._into = hasattr(self.sock, "recvfrom_into")
+
+    def _join(self, group, host, iface):
+        """Join the group on `iface`; False (unicast only) when the stack cannot."""
+        socket = self._socket
+        add = getattr(socket, "IP_ADD_MEMBERSHIP", None)
+        if add is None:
+            return False
+        rx = self.sock
+        try:
+            if host != _ANY:
+                rx = _socket(socket, self.group_addr)
+                self.group_sock = rx
+            rx.setsockopt(socket.IPPROTO_IP, add, _ip4(group) + _ip4(iface))
+        except OSError:
+            self._drop_group()
+            return False
+        out_if = getattr(socket, "IP_MULTICAST_IF", None)
+        if out_if is not None and iface != _ANY:
             try:
-                mreq = _ip4(group) + _ip4(iface)
-                s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-                self.multicast = True
-            except (OSError, AttributeError):
-                self.multicast = False  # still usable for unicast
-        self._into = hasattr(s, "recvfrom_into")
+                self.sock.setsockopt(socket.IPPROTO_IP, out_if, _ip4(iface))
+            except OSError:
+                pass  # notifications follow the route; reception still works
+        return True
+
+    def _drop_group(self):
+        if self.group_sock is not None:
+            self.group_sock.close()
+            self.group_sock = None
 
     def recvfrom_into(self, buf):
-        """(n, addr) of one pending datagram, (0, None) when none is pending. A datagram
-        longer than buf fills it completely (the caller sees an oversize frame)."""
+        """(n, addr) of one pending datagram (unicast first, then the group), (0, None)
+        when none is pending. A datagram longer than buf fills it completely (the caller
+        sees an oversize frame)."""
+        n, addr = self._recv(self.sock, buf)
+        if n == 0 and self.group_sock is not None:
+            n, addr = self._recv(self.group_sock, buf)
+        return n, addr
+
+    def _recv(self, s, buf):
         try:
             if self._into:
-                return self.sock.recvfrom_into(buf)
-            data, addr = self.sock.recvfrom(len(buf))  # MicroPython: no recvfrom_into
+                return s.recvfrom_into(buf)
+            data, addr = s.recvfrom(len(buf))  # MicroPython: no recvfrom_into
             n = len(data)
             buf[:n] = data
             return n, addr
@@ -56,4 +102,5 @@ class UdpEndpoint:
         return self.sock.sendto(buf, addr)
 
     def close(self):
+        self._drop_group()
         self.sock.close()

@@ -37,6 +37,7 @@ _EV_ENDED = (0x26, 0x27, 0x28, 0x29)
 class WisunModule(RadioModule):
     kind = "wisun"
     group = None  # B-route over Wi-SUN is unicast to the joined HEMS
+    mtu = _FRAME  # bytes: one transmit queue slot (sendto refuses more with EMSGSIZE)
 
     def __init__(self, uart, rbid, password, channel=0x21, pan_id=0x8888, key=None,
                  present=None, timeout_ms=5000):
