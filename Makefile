@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test sim bench campaign fuzz soak wearout slow mpy deploy clean
+.PHONY: all venv test sim bench campaign fuzz soak wearout kill slow mpy deploy clean
 
 all: test
 
@@ -48,6 +48,10 @@ soak: $(STAMP)
 ## wearout: run the product meter on a flash that wears out, to the end of its life
 wearout: $(STAMP)
 	$(BIN)/python tools/wearout.py $(ARGS)
+
+## kill: SIGKILL the running simulation hundreds of times; served E0/E3 never go back
+kill: $(STAMP)
+	$(BIN)/python tools/kill_campaign.py $(ARGS)
 
 ## slow: the exhaustive tests deselected from make test
 slow: $(STAMP)

@@ -343,3 +343,29 @@ def test_a_last_gasp_commit_with_nothing_changed_writes_nothing():
     assert st.commit_now() == -1 and rig.meter.journal.programs == p
     assert st.save_lastgasp(b"state") >= 0 and st.save_lastgasp(b"state") == -1
     assert rig.meter.journal.programs == p + 1
+
+
+def test_a_flapping_supply_persists_the_last_gasp_state_a_minute_not_per_outage():
+    # 400 outages in two minutes: 3 are alarmed (rate limit 3 in 10 minutes), each persisted;
+    # the suppressed ones change only counters, which reach flash DEFER_MS later.
+    from meter.outage.lastgasp import DEFER_MS
+    flash = NorFlash(sectors=32)
+    rig = boot(flash, DAY0_S + 10 * 3600, watts=1000, restore_ms=100)
+    rig.seconds(30)
+    st = rig.meter.store
+    saved = []
+    real = st.save_lastgasp
+    st.save_lastgasp = lambda payload: saved.append(bytes(payload)) or real(payload)
+    for _ in range(400):  # 60 ms off, 250 ms on
+        rig.mains(False)
+        rig.ms(60)
+        rig.mains(True)
+        rig.ms(250)
+    lg = rig.meter.lastgasp
+    assert lg.failures == 400 and lg.suppressed == 397
+    assert len(saved) <= 3 * 3 + 2  # the alarmed outages, and at most a deferred save a minute
+    rig.seconds(DEFER_MS // 1000 + 2)
+    state = rig.meter.store.lastgasp_state()
+    assert state == lg.state_bytes()  # every count is on flash a minute later
+    new = boot(flash, rig.clock.wall_seconds() + 5)
+    assert new.meter.lastgasp.failures == 400 and new.meter.lastgasp.suppressed == 397

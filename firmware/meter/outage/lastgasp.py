@@ -10,10 +10,12 @@
 #
 #   state       input                          next        action                   returns
 #   UP          high                           UP          send a pending notice    IDLE
+#   UP          deferred counts >= DEFER_MS    UP          persist the state        IDLE
 #   UP          low                            PENDING     note the edge            FAST
 #   PENDING     high                           UP          dips += 1                IDLE
 #   PENDING     low >= debounce_ms             HOLDING     the sequence (below)     FAST
-#                 ... alarm rate-limited       DOWN        no alarm, radios off     SLEEP
+#                 ... alarm rate-limited       DOWN        no alarm, radios off,    SLEEP
+#                                                          counts deferred
 #   HOLDING     low, repeat due                HOLDING     repeat the alarm         FAST
 #   HOLDING     low, repeats or budget spent   DOWN        persist, radios off      SLEEP
 #   HOLDING     high < restore_ms              HOLDING     (repeats pause)          FAST
@@ -71,6 +73,7 @@ FAST_MS = const(5)  # poll period while FAST
 
 RATE_SLOTS = const(4)  # rate_max is at most this
 CLOCK_WAIT_MS = const(900_000)  # a rebooted meter waits this long for a valid clock
+DEFER_MS = const(60_000)  # a suppressed outage's counts reach flash within this (in UP)
 
 # persisted state (journal REC_LASTGASP): flags, start minute, start second, alarm seq,
 # next seq, failures, long failures, long duration s, last sequence ms, suppressed, the
@@ -133,6 +136,8 @@ class LastGasp:
         self._next_repeat_ms = 0
         self._sent = 0  # alarms handed over (or tried) in this outage
         self._end_ms = 0  # WAIT_CLOCK: when mains came back
+        self._unsaved = False  # counts of suppressed outages not yet persisted ...
+        self._unsaved_ms = 0  # ... since this monotonic ms
         self.edge_to_alarm_ms = -1  # measured: debounce end to alarm handed over
         self.notice_pending = False  # built, not yet accepted by the uplink
         # the persisted state, packed in place (no allocation on the Last Gasp path)
@@ -158,7 +163,17 @@ class LastGasp:
         return self._state_full
 
     def _persist(self):
+        self._unsaved = False
         self.platform.persist(self._pack_state())
+
+    def _defer(self, now):
+        """A suppressed outage changes only counters: they are persisted DEFER_MS later
+        (or with the next persisted state), so a flapping supply writes a state record a
+        minute, not three an outage. A power loss inside a suppressed outage loses only its
+        counts (its alarm and notice were held back by the rate limit anyway)."""
+        if not self._unsaved:
+            self._unsaved = True
+            self._unsaved_ms = now.ms
 
     def state_bytes(self):
         """The persisted state as bytes (what the journal holds)."""
@@ -235,6 +250,8 @@ class LastGasp:
             if self.notice_pending and self.platform.send(self.notice.buf):
                 self.notice_pending = False
                 self._persist()
+            elif self._unsaved and elapsed_ms(now.ms, self._unsaved_ms) >= DEFER_MS:
+                self._persist()
             if level:
                 return IDLE
             self.state = PENDING
@@ -286,13 +303,13 @@ class LastGasp:
         self._alarm_seq = self.seq
         self.seq += 1
         allowed = self._rate_ok(now)
+        self.state = HOLDING
         if not allowed:
             self._flags |= _S_SUPPRESSED
             self.suppressed += 1
-        self._persist()
-        self.state = HOLDING
-        if not allowed:
+            self._defer(now)
             return self._go_down(now)
+        self._persist()
         # 2. the alarm
         self.alarm.pack(F_CLOCK_VALID if now.valid else 0, self._alarm_seq, now.minute,
                         now.second, p.e0(), p.e3(), p.unit, p.coefficient)
@@ -335,7 +352,10 @@ class LastGasp:
 
     def _go_down(self, now):
         self.last_sequence_ms = min(elapsed_ms(now.ms, self._seq_start_ms), _NO_MS - 1)
-        self._persist()
+        if self._flags & _S_SUPPRESSED:
+            self._defer(now)
+        else:
+            self._persist()
         self.platform.radios_off()
         self.state = DOWN
         return SLEEP
@@ -407,7 +427,11 @@ class LastGasp:
         if flags & F_LONG:
             self.events.log(ev.LONG_POWER_FAIL, stamp, second, min(duration, _MAX_ARG), 0)
         self.notice_pending = False
-        if not suppressed:
-            p.notify(MSG_RESTORED)
-            self.notice_pending = not p.send(self.notice.buf)
+        if suppressed:  # counters only: persisted with the deferred state (_defer)
+            if not self._unsaved:
+                self._unsaved = True
+                self._unsaved_ms = self._seq_start_ms
+            return
+        p.notify(MSG_RESTORED)
+        self.notice_pending = not p.send(self.notice.buf)
         self._persist()
