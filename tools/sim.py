@@ -173,8 +173,9 @@ class Simulation:
             print("flash %s: %s, %d records, %d corrupt, seal chain %s" % (
                 a.flash, what, rep.records, rep.corrupt,
                 "verified" if rep.chain_ok() else "BROKEN (tamper event logged)"))
-            print("restored E0 %s kWh, E3 %s kWh; retained memory: %s" % (
+            print("restored E0 %s kWh, E3 %s kWh%s; retained memory: %s" % (
                 kwh(m.regs, m.regs.count[FWD]), kwh(m.regs, m.regs.count[REV]),
+                "" if m.store.registers_valid else " (NOT VALID: served as no data)",
                 retained.STATE_NAMES[m.store.retained_state]), flush=True)
         self.start_fwd = m.regs.count[FWD]
         self.start_rev = m.regs.count[REV]
