@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test sim bench campaign fuzz soak wearout kill slow mpy deploy clean
+.PHONY: all venv test sim bench campaign fuzz soak wearout kill slow mpy deploy table clean
 
 all: test
 
@@ -63,7 +63,11 @@ mpy: $(STAMP)
 
 ## deploy: compile and copy the firmware to a board over USB serial (mpremote)
 deploy: $(STAMP)
-	$(BIN)/python tools/deploy.py --board $(BOARD) --port $(PORT)
+	$(BIN)/python tools/deploy.py --board $(BOARD) --port $(PORT) $(ARGS)
+
+## table: write the board's partition table to a stock MicroPython image (erases vfs, journal)
+table: $(STAMP)
+	$(BIN)/python tools/deploy.py --write-table --board $(BOARD) --port $(PORT) $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -9,6 +9,7 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 BOARD = os.path.join(ROOT, "board")
 HOST_TESTS = os.path.join(ROOT, "host_tests")
 MPY_SCENARIOS = os.path.join(HOST_TESTS, "mpy")
+MPY_FAKES = os.path.join(MPY_SCENARIOS, "fakes")  # fake machine/esp32/network/time/select
 
 
 def tool(name):
@@ -40,9 +41,11 @@ def build_mpy(dest):
     return dest
 
 
-def micropython_env(mpy_dir=None):
-    """Environment for the unix port: compiled modules first (when given), then sources."""
+def micropython_env(mpy_dir=None, fakes=False):
+    """Environment for the unix port: compiled modules first (when given), then sources.
+    fakes: the simulated ESP32 (MPY_FAKES) first of all, for the board scenarios only."""
     env = dict(os.environ)
-    path = ([mpy_dir] if mpy_dir else []) + [FIRMWARE, BOARD, HOST_TESTS, ".frozen"]
+    path = ([MPY_FAKES] if fakes else []) + ([mpy_dir] if mpy_dir else []) + [
+        FIRMWARE, BOARD, HOST_TESTS, ".frozen"]
     env["MICROPYPATH"] = os.pathsep.join(path)
     return env

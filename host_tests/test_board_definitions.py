@@ -53,7 +53,7 @@ CHIPS = {
 }
 
 REQUIRED = {
-    "BOARD": str, "CHIP": str, "FLASH_SIZE": int,
+    "BOARD": str, "CHIP": str, "FLASH_SIZE": int, "PSRAM": int,
     "PIN_POWER_GOOD": int, "POWER_GOOD_LEVEL": int,
     "PIN_RELAY": int, "RELAY_CLOSED_LEVEL": int, "PIN_RELAY_FEEDBACK": int,
     "FEEDBACK_CLOSED_LEVEL": int, "FEEDBACK_PULL_UP": bool,
@@ -214,14 +214,15 @@ def test_partition_table_holds_the_journal_partition(name):
     c = load(name)
     rows = partitions(name)
     by_label = {r[0]: r for r in rows}
-    assert c.JOURNAL_PARTITION in by_label and "factory" in by_label and "vfs" in by_label
+    app = "factory" if "factory" in by_label else "ota_0"  # the S3's 8 MB holds an OTA pair
+    assert c.JOURNAL_PARTITION in by_label and app in by_label and "vfs" in by_label
     _, typ, _, off, size = by_label[c.JOURNAL_PARTITION]
     assert typ == "data" and size == c.JOURNAL_SIZE and size % 4096 == 0 and off % 4096 == 0
     spans = sorted((r[3], r[3] + r[4]) for r in rows)
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
         assert a1 <= b0, "partitions overlap"
     assert spans[-1][1] <= c.FLASH_SIZE
-    assert by_label["factory"][3] % 0x10000 == 0
+    assert by_label[app][3] % 0x10000 == 0
 
 
 @pytest.mark.parametrize("name", BOARDS)
@@ -243,41 +244,131 @@ def test_manifest_freezes_the_firmware_the_hal_and_this_board(name):
     assert ("module", os.path.join(ROOT, "firmware", "main.py")) in frozen
     for _, p in frozen:
         assert os.path.exists(p), p
-    assert ("require", ("hmac",), {}) in calls
+    assert not any(f == "require" and a == ("hmac",) for f, a, k in calls)  # own HMAC
     assert any(f == "include" and "$(PORT_DIR)" in a[0] for f, a, k in calls)
 
 
 # --- the ESP32 HAL on fakes of machine / esp32 ----------------------------------------------
 
+class FakePad:
+    """One GPIO pad as the ESP32 has it. Registers: mode (None after a chip reset: input
+    buffer off, output off), output value, input enable; `ext` is what the board puts on
+    the wire when the pad does not drive (its external pull, or a test's signal). A held pad
+    (gpio_hold_en) latches its drive and input enable: register writes do not reach the wire
+    until the hold is released. A chip reset clears the registers and keeps a hold; power-on
+    (or brown-out, EN) clears the hold too. `history` lists every level the wire took."""
+
+    def __init__(self, ext=0):
+        self.ext = ext
+        self.mode = None
+        self.out = 0
+        self.ie = False
+        self.held = False
+        self._latch = (None, False)
+        self.history = [self.wire()]
+
+    def _drive(self):
+        if self.held:
+            return self._latch[0]
+        return self.out if self.mode == FakePin.OUT else None
+
+    def wire(self):
+        d = self._drive()
+        return self.ext if d is None else d
+
+    def read(self):
+        ie = self._latch[1] if self.held else self.ie
+        return self.wire() if ie else 0  # input buffer off: the GPIO_IN bit reads 0
+
+    def hold(self, on):
+        self.held = False
+        self.update()
+        if on:
+            self._latch = (self._drive(), self.ie)
+            self.held = True
+
+    def update(self):
+        if self.wire() != self.history[-1]:
+            self.history.append(self.wire())
+
+    def chip_reset(self, power_on):
+        if power_on:
+            self.held = False
+        self.mode, self.out, self.ie = None, 0, False
+        self.update()
+
+
 class FakePin:
+    """machine.Pin of the ESP32 port (ports/esp32/machine_pin.c): Pin(id) alone configures
+    nothing; init sets the value before the mode; OUT is input+output (readable back);
+    hold=... always releases the hold (applying the registers) and re-takes it if True;
+    irq(handler, trigger, wake) has no `hard` (the handler always runs scheduled)."""
+
     IN, OUT = 1, 3
     PULL_UP, PULL_DOWN = 2, 1
     IRQ_RISING, IRQ_FALLING = 1, 2
     made = {}
+    pads = {}
 
-    def __init__(self, id, mode=-1, pull=-1, *, value=None):
+    def __init__(self, id, mode=-2, pull=-1, *, value=None, drive=None, hold=None):
         self.id = id
-        self.mode = mode
+        self.pad = FakePin.pads.get(id)
+        if self.pad is None:
+            self.pad = FakePin.pads[id] = FakePad()
         self.pull = pull
-        self.level = 0 if value is None else value
         self.handler = None
         self.trigger = 0
         FakePin.made[id] = self
+        if mode != -2 or pull != -1 or value is not None or hold is not None:
+            self.init(None if mode == -2 else mode, pull, value=value, hold=hold)
+
+    def init(self, mode=None, pull=-1, *, value=None, drive=None, hold=None):
+        pad = self.pad
+        if value is not None:
+            pad.out = 1 if value else 0
+        if mode is not None:
+            pad.mode = mode
+            pad.ie = True
+        if pull != -1:
+            self.pull = pull
+        if not pad.held:
+            pad.update()
+        if hold is not None:
+            pad.hold(hold)
+
+    @property
+    def mode(self):
+        return self.pad.mode
+
+    @property
+    def level(self):
+        return self.pad.wire()
+
+    @level.setter
+    def level(self, v):
+        self.pad.ext = v
+        self.pad.update()
 
     def value(self, v=None):
         if v is None:
-            return self.level
-        self.level = v
+            return self.pad.read()
+        self.pad.out = 1 if v else 0
+        if not self.pad.held:
+            self.pad.update()
 
-    def irq(self, handler=None, trigger=3, *, hard=False):
+    def irq(self, handler=None, trigger=3, wake=None):
         self.handler = handler
         self.trigger = trigger
 
 
 class FakeUART:
+    made = []
+
     def __init__(self, id, baudrate=115200, *, bits=8, parity=None, stop=1, tx=None, rx=None,
                  rxbuf=256, timeout=0):
+        FakeUART.made.append(self)
         self.id, self.baudrate, self.tx, self.rx = id, baudrate, tx, rx
+        self.rxbuf = rxbuf
         self.out = bytearray()
         self.inbox = bytearray()
 
@@ -382,6 +473,15 @@ class FakeTime:
     def ticks_ms(self):
         return self.ms
 
+    def ticks_us(self):
+        return self.ms * 1000 & (2**30 - 1)
+
+    def ticks_diff(self, a, b):
+        return ((a - b + 2**29) & (2**30 - 1)) - 2**29
+
+    def ticks_add(self, a, b):
+        return (a + b) & (2**30 - 1)
+
     def time(self):
         return self.now
 
@@ -397,8 +497,9 @@ class FakeTime:
                 g.tm_yday)
 
 
-@pytest.fixture
-def esp(monkeypatch):
+def esp_env(monkeypatch):
+    """The fake ESP32 modules and fresh esp32hal imports (the `esp` fixture's body, shared
+    with test_relay_hold and test_supervisor)."""
     machine = types.ModuleType("machine")
     machine.Pin, machine.UART, machine.RTC = FakePin, FakeUART, FakeRTC
     machine.Counter, machine.WDT = FakeCounter, FakeWDT
@@ -416,17 +517,25 @@ def esp(monkeypatch):
         monkeypatch.delitem(sys.modules, m)
     FakeRTC.mem = b""
     FakePin.made = {}
+    FakePin.pads = {}
     FakePartition.table = {"journal": FakePartition(256 * 1024)}
     fake_time = FakeTime()
     clock_mod = importlib.import_module("esp32hal.clock")
     monkeypatch.setattr(clock_mod, "time", fake_time)
     s0_mod = importlib.import_module("esp32hal.s0input")
     monkeypatch.setattr(s0_mod, "time", fake_time)
+    monkeypatch.setattr(importlib.import_module("esp32hal.entropy"), "time", fake_time)
+    FakeUART.made = []
     factory = importlib.import_module("esp32hal.factory")
     monkeypatch.setattr(factory, "SECRETS_PATH", "/nonexistent/secrets.json")
     yield types.SimpleNamespace(factory=factory, time=fake_time, machine=machine)
     for m in [m for m in sys.modules if m == "esp32hal" or m.startswith("esp32hal.")]:
         sys.modules.pop(m, None)
+
+
+@pytest.fixture
+def esp(monkeypatch):
+    yield from esp_env(monkeypatch)
 
 
 def variant(name, **over):
@@ -445,7 +554,9 @@ def test_build_hal_wires_every_board_and_front_end(esp, name, metrology):
     assert isinstance(hal.metrology, expected[metrology])
     assert hal.reset_kind == 3  # WDT_RESET
     assert hal.flash.sector_count() == cfg.JOURNAL_SIZE // 4096
-    assert hal.wdt is not None and hal.wdt._wdt.timeout == cfg.WDT_TIMEOUT_MS
+    assert hal.wdt is None  # started by the shell once it decided to run the meter
+    assert hal.start_watchdog()._wdt.timeout == cfg.WDT_TIMEOUT_MS
+    assert hal.start_watchdog() is hal.wdt  # machine.WDT once: it cannot be stopped
     # the relay output is not driven until the limiter, after the restore, decides
     assert FakePin.made[cfg.PIN_RELAY].level == 0 and hal.relay.operations == 0
     assert "E_KEY_MISSING" in hal.problems  # no key file on the host
@@ -457,6 +568,7 @@ def test_build_hal_wires_every_board_and_front_end(esp, name, metrology):
         assert (uart.id, uart.baudrate, uart.tx, uart.rx) == (
             cfg.BL0942_UART_ID, 4800, cfg.PIN_BL0942_TX, cfg.PIN_BL0942_RX)
         assert uart.out.endswith(b"\x58\xaa") and len(uart.out) == 18 + 2  # configure+read
+        assert uart.rxbuf == 256  # 4800 baud: 192 B in 400 ms, the driver's minimum
         assert hal.metrology.poll(s, 1000) is False  # None from readinto is no data
     if metrology == "s0":
         if cfg.S0_COUNTER == "pcnt":
@@ -537,13 +649,53 @@ def test_clock_sets_the_rtc_and_keeps_validity_in_rtc_memory(esp):
     assert FakeRTC.dt == (2024, 8, 22, 3, 7, 5, 42, 0)
     assert rtcmem.get(rtcmem.CLOCK_VALID) == 1
     assert EspClock().wall_valid() is True  # after a soft reset
-    esp.time.now = minute * 60 + 59
+    esp.time.ms += 17_000  # the clock runs on ticks_ms from the latched RTC reading
     assert (c.wall_minute(), c.wall_second()) == (minute, 59)
-    esp.time.now += 1  # the second rolls over between the two calls
+    esp.time.ms += 1000  # the second rolls over between the two calls
     assert c.wall_second() == 59  # latched from the wall_minute() sample
     assert (c.wall_minute(), c.wall_second()) == (minute + 1, 0)
     FakeRTC.mem = b""  # power-off clears RTC memory
+    rtcmem.load()
     assert EspClock().wall_valid() is False
+
+
+def test_clock_validity_is_cleared_by_a_power_on_or_brown_out_reset(esp):
+    """RTC user memory is not initialised at power-on and a brown-out (reported as
+    PWRON_RESET) can leave it readable: a valid-looking flag must not survive either."""
+    from esp32hal import rtcmem
+    from esp32hal.clock import EspClock
+
+    EspClock().set_wall(9_000 * 1440, 0)
+    stale = FakeRTC.mem  # the bytes a brown-out leaves in RTC memory
+    assert rtcmem.load(power_on=False) and EspClock().wall_valid()  # a WDT reset keeps it
+    FakeRTC.mem = stale
+    assert rtcmem.load(power_on=True) is False
+    assert EspClock().wall_valid() is False and rtcmem.get(rtcmem.CLOCK_VALID) == 0
+    assert FakeRTC.mem != stale  # cleared in RTC memory too, not only in RAM
+
+
+def test_rtc_memory_with_a_bad_magic_or_crc_reads_as_cleared(esp):
+    from esp32hal import rtcmem
+
+    rtcmem.put(rtcmem.CLOCK_VALID, 1)
+    rtcmem.put(rtcmem.CRASHES, 2)
+    good = bytearray(FakeRTC.mem)
+    for k in (0, 5, 20):  # magic, a slot, the CRC
+        bad = bytearray(good)
+        bad[k] ^= 0x40
+        FakeRTC.mem = bytes(bad)
+        assert rtcmem.load() is False
+        assert rtcmem.get(rtcmem.CLOCK_VALID) == 0 and rtcmem.get(rtcmem.CRASHES) == 0
+    FakeRTC.mem = bytes(good)
+    assert rtcmem.load() and rtcmem.get(rtcmem.CRASHES) == 2
+    FakeRTC.mem = bytes(random_bytes(2048))  # power-on garbage
+    assert rtcmem.load() is False
+
+
+def random_bytes(n):
+    import random
+
+    return random.Random(7).randbytes(n)
 
 
 def test_relay_feedback_and_power_good_edges(esp):
@@ -632,3 +784,112 @@ def test_the_board_hal_builds_the_product_meter_through_the_root(esp, name):
     hal.power_good._pin.level = cfg.POWER_GOOD_LEVEL
     hal.sleep()
     assert naps == [100]  # mains back: no nap
+
+
+# --- board wiring of the reset-proof parts ----------------------------------------------------
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_the_relay_pull_makes_a_floating_pin_the_de_energised_open_state(name):
+    """A pad that is not held (power-on, brown-out, EN) floats to RELAY_PULL: that level
+    must be the one that does not close the contact."""
+    c = load(name)
+    assert c.RELAY_PULL in (0, 1) and c.RELAY_PULL != c.RELAY_CLOSED_LEVEL
+
+
+BOOT_BUTTONS = {"esp32": 0, "esp32s3": 0, "esp32c3": 9}
+ADC1 = {"esp32": set(range(32, 40)), "esp32s3": set(range(1, 11)), "esp32c3": set(range(0, 5))}
+
+
+def lan_pins(c):
+    a = getattr(c, "LAN_ARGS", None) or {}
+    pins = {a[k] for k in ("mdc", "mdio", "power", "reset", "cs", "int") if a.get(k) is not None}
+    spi = a.get("spi") or {}
+    return pins | {spi[k] for k in ("sck", "mosi", "miso") if k in spi}
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_recovery_pin_entropy_pin_and_ram_only_setting(name):
+    c = load(name)
+    chip = CHIPS[c.CHIP]
+    taken = set(used_pins(c).values()) | lan_pins(c)
+    assert c.ALLOW_RAM_ONLY is False  # a product board never meters without its journal
+    if c.SKIP_APP_PIN is not None:
+        assert c.SKIP_APP_PIN in chip["gpio"] and c.SKIP_APP_PIN not in taken
+        if c.SKIP_APP_PIN in chip["strapping"]:  # read only: the board's BOOT button
+            assert c.SKIP_APP_PIN == BOOT_BUTTONS[c.CHIP] and c.SKIP_APP_LEVEL == 0
+    assert c.ENTROPY_ADC_PIN in ADC1[c.CHIP] and c.ENTROPY_ADC_PIN not in taken
+    assert c.ENTROPY_ADC_PIN not in chip["strapping"]
+
+
+def test_uart_rx_buffers_outlast_a_worst_case_sector_erase(esp):
+    from esp32hal.uart import BLOCK_MS, EspUart, rxbuf_for
+
+    assert BLOCK_MS >= 400  # REFERENCE: a 4 KB sector erase blocks up to 400 ms
+    for baud in (4800, 9600, 115_200, 230_400):
+        n = rxbuf_for(baud)
+        assert n >= baud // 10 * BLOCK_MS // 1000 * 5 // 4 and n % 256 == 0 and n >= 256
+    u = EspUart(2, 115_200, 15, 16)
+    assert u.rxbuf == u._u.rxbuf >= 4608 + 1152  # Wi-SUN: 11.5 KB/s x 0.4 s, 25 % margin
+
+
+def test_the_wisun_board_gets_its_large_rx_buffer(esp, tmp_path):
+    pytest.importorskip("meter.broute.radio.registry")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text('{"broute_id": "00112233445566778899AABBCCDDEEFF", '
+                       '"broute_password": "0123456789AB"}')
+    esp.factory.SECRETS_PATH = str(secrets)
+    cfg = variant("esp32_s3_devkitc", RADIO="wisun")
+    esp.factory.build_hal(cfg)
+    uarts = [p for p in FakeUART.made if p.id == cfg.WISUN_UART_ID]
+    assert uarts and uarts[-1].rxbuf >= 5760
+
+
+def test_s0_edges_ask_for_a_hard_irq_and_fall_back_on_the_esp32_port(esp):
+    """The ESP32's Pin.irq has no `hard` (TypeError): the ring registers the scheduled
+    handler and says so; a port with hard pin IRQs gets the stamp at the edge."""
+    from esp32hal.s0input import EdgeRing
+
+    ring = EdgeRing(10)
+    assert ring.hard is False and FakePin.made[10].handler is not None
+
+    class HardPin(FakePin):
+        def irq(self, handler=None, trigger=3, wake=None, hard=False):
+            self.hard = hard
+            FakePin.irq(self, handler, trigger)
+
+    esp.machine.Pin = HardPin
+    import esp32hal.s0input as s0
+
+    s0.Pin = HardPin
+    ring = EdgeRing(11)
+    assert ring.hard is True and FakePin.made[11].hard is True
+    esp.time.ms = 1234
+    FakePin.made[11].handler(FakePin.made[11])
+    got = []
+    ring.drain(lambda t, lv: got.append(t))
+    assert got == [1234]
+
+
+def test_nonces_come_from_a_drbg_seeded_with_hardware_rng_and_adc_noise(esp, monkeypatch):
+    from esp32hal import entropy
+
+    reads = []
+
+    class FakeADC:
+        def __init__(self, pin):
+            reads.append(pin.id)
+            self.n = 0
+
+        def read_u16(self):
+            self.n += 1
+            return (self.n * 2654435761) & 0xFFFF
+
+    esp.machine.ADC = FakeADC
+    hal = esp.factory.build_hal(variant("esp32_devkitc", RADIO="none"))
+    assert isinstance(hal.random, entropy.Drbg) and reads == [36]
+    a, b = hal.random(16), hal.random(40)
+    assert len(a) == 16 and len(b) == 40 and a != b[:16]
+    # the same hardware RNG output twice (pseudo-random with RF off) still gives fresh nonces
+    monkeypatch.setattr(entropy.os, "urandom", lambda n: bytes(n))
+    d = entropy.Drbg(None)
+    assert d(16) != d(16)

@@ -11,13 +11,25 @@ from meter import mac
 @given(st.binary(min_size=1, max_size=150), st.lists(st.binary(max_size=90), max_size=4))
 def test_digest_matches_cpython_hmac(key, parts):
     expected = hmac.new(key, b"".join(parts), hashlib.sha256).digest()
-    saved = mac._hmac
-    try:
-        mac._hmac = None  # force the RFC 2104 path used on ports without micropython-lib
-        assert mac.Hmac(key).digest(*parts) == expected
-    finally:
-        mac._hmac = saved
     assert mac.Hmac(key).digest(*parts) == expected
+
+
+def test_the_firmware_never_uses_a_micropython_lib_hmac():
+    import sys
+    import types
+
+    fake = types.ModuleType("hmac")
+    fake.new = lambda *a, **k: (_ for _ in ()).throw(AssertionError("hmac used"))
+    saved = sys.modules.get("hmac")
+    sys.modules["hmac"] = fake
+    try:
+        import importlib
+        m = importlib.reload(mac)
+        assert m.Hmac(b"k").digest(b"x") == hmac.new(b"k", b"x", hashlib.sha256).digest()
+    finally:
+        if saved is not None:
+            sys.modules["hmac"] = saved
+        importlib.reload(mac)
 
 
 def test_equal_compares_whole_values():

@@ -20,7 +20,9 @@ def mpy_dir(tmp_path_factory):
 
 
 def scenarios():
-    return sorted(f for f in os.listdir(MPY_SCENARIOS) if f.startswith("scenario_"))
+    """The scenarios on the host HAL (scenario_board_* run on the fake ESP32: test_board_unix)."""
+    return sorted(f for f in os.listdir(MPY_SCENARIOS)
+                  if f.startswith("scenario_") and not f.startswith("scenario_board_"))
 
 
 def script_heap(name):
@@ -33,12 +35,12 @@ def script_heap(name):
     return HEAP
 
 
-def run_script(name, mpy_dir, heap=None, timeout=300):
+def run_script(name, mpy_dir, heap=None, timeout=300, env=None):
     heap = heap or script_heap(name)
     return subprocess.run(
         [tool("micropython"), "-X", "heapsize=" + heap, os.path.join(MPY_SCENARIOS, name)],
         capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-        env=micropython_env(mpy_dir))
+        env=env or micropython_env(mpy_dir))
 
 
 def test_the_port_is_real_micropython():

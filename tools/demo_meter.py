@@ -1,20 +1,22 @@
 """A small simulated meter for the B-route tools and interop tests: the product's own
-composition (meter.assembly.build_meter) on a virtual clock with a steady household load,
-without flash or key; its radio slot is empty unless a module is given. tools/sim.py has
-the full simulation; this one lets the Wi-SUN emulator, the UDP server and the ECHONET tests
-run a meter on their own."""
+composition (meter.assembly.build_meter) on a virtual clock with a steady household load, a
+journal in RAM and a public demo key; its radio slot is empty unless a module is given.
+tools/sim.py has the full simulation; this one lets the Wi-SUN emulator, the UDP server and
+the ECHONET tests run a meter on their own."""
 
 import datetime
 
 import hostpaths  # noqa: F401  (firmware, host HAL and the CPython shim on sys.path)
 from hosthal.board import HostHal
 from hosthal.clock import VirtualClock
+from hosthal.flash import NorFlash
 from meter import caltime
 from meter.assembly import build_meter
 from meter.clock import Now
 from meter.hal import MetrologySource
 
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
+DEMO_KEY = b"demo-meter-key-not-a-secret-0123"  # public: a demo seals nothing for real
 
 
 def wall_minute(dt):
@@ -70,7 +72,9 @@ class DemoMeter:
             start = datetime.datetime.now().replace(second=0, microsecond=0)
         self.clock = VirtualClock(wall_s=int((start - EPOCH_2000).total_seconds()))
         self.load = SteadyLoad(power_w, export_w, current_ma, current_t_ma)
-        hal = HostHal(self.clock, self.load, radio=radio or NoModule(), broute_key=broute_key)
+        # a journal in RAM and a demo key: a durable meter (a RAM-only one reports a fault)
+        hal = HostHal(self.clock, self.load, radio=radio or NoModule(), broute_key=broute_key,
+                      flash=NorFlash(64), key=DEMO_KEY)
         self.m = build_meter(hal, DemoConfig(unit, coefficient))
         self.m.boot()
         self.regs = self.m.regs

@@ -8,12 +8,17 @@
 BOARD = "esp32_c3"
 CHIP = "esp32c3"
 FLASH_SIZE = 4 * 1024 * 1024
+PSRAM = 0  # bytes of PSRAM (none): deploy only a frozen image (docs/boards.md)
 
 PIN_POWER_GOOD = 3
 POWER_GOOD_LEVEL = 1
 
 PIN_RELAY = 4
 RELAY_CLOSED_LEVEL = 1
+# 10 kOhm pull-down at the driver input: a pad that is not held (power-on, brown-out, EN)
+# floats to 0 = coil de-energised = contact open, the state an unpowered meter is in anyway;
+# every other reset keeps the held level (esp32hal.pins.RelayPins)
+RELAY_PULL = 0
 PIN_RELAY_FEEDBACK = 5
 FEEDBACK_CLOSED_LEVEL = 0
 FEEDBACK_PULL_UP = True
@@ -43,6 +48,10 @@ LINE_HZ = 50
 METROLOGY = "bl0942"
 RADIO = "wifi"
 
+# No Ethernet: the C3 has no EMAC, and the pins an SPI PHY needs (SCK, MOSI, MISO, CS, INT)
+# are not free beside the strapping pins; RADIO = "ethernet" is refused at build_hal.
+LAN_ARGS = None
+
 # Hold-up: 1.5 F at 5.0 V down to 2.7 V; Wi-Fi alarm burst as on the ESP32
 HOLDUP = {
     "cap_mf": 1500,
@@ -64,6 +73,15 @@ MAX_POWER_W = 12_000
 MAX_CURRENT_MA = 120_000
 
 WDT_TIMEOUT_MS = 10_000
+
+# Recovery and boot (esp32hal.bootguard): the BOOT button (GPIO9, to GND) pressed right
+# after a reset skips the application; /skip_app does the same. Only read, never driven.
+SKIP_APP_PIN = 9
+SKIP_APP_LEVEL = 0
+# No meter without its journal and key: True only on a bench (RAM only, said at every boot)
+ALLOW_RAM_ONLY = False
+# Nonce seed (esp32hal.entropy): ADC noise of a free ADC1 pin (GPIO1, left open)
+ENTROPY_ADC_PIN = 1
 
 DEMO_SEED = 1
 DEMO_PV_W = 0

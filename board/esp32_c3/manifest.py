@@ -1,12 +1,11 @@
 # Frozen firmware for the ESP32-C3-DevKitM-1: the port's own modules, the meter core, the
 # ESP32 HAL, this board's definition (imported as board_config) and the entry point.
-# Build: make BOARD=<port board> FROZEN_MANIFEST=<this file> in ports/esp32, with
-# partitions.csv of this folder as the partition table (it holds the journal partition).
-# Paths are relative to this file.
+# mpconfigboard.cmake of this folder selects it: make -C ports/esp32 BOARD_DIR=<this folder>
+# (docs/boards.md). Paths are relative to this file. No micropython-lib hmac: meter/mac.py
+# builds HMAC-SHA256 over the built-in hashlib (faster, and tested in CI).
 
 include("$(PORT_DIR)/boards/manifest.py")
 package("meter", base_path="../../firmware")
 package("esp32hal", base_path="..")
 module("board_config.py")
 module("main.py", base_path="../../firmware")
-require("hmac")

@@ -7,6 +7,7 @@
 BOARD = "esp32_devkitc"
 CHIP = "esp32"
 FLASH_SIZE = 4 * 1024 * 1024
+PSRAM = 0  # bytes of PSRAM (WROOM-32: none): deploy only a frozen image (docs/boards.md)
 
 # Power-good comparator on the unregulated supply (push-pull output, high while mains is up)
 PIN_POWER_GOOD = 34
@@ -15,6 +16,10 @@ POWER_GOOD_LEVEL = 1
 # Breaker/relay driver and its auxiliary feedback contact
 PIN_RELAY = 26
 RELAY_CLOSED_LEVEL = 1
+# 10 kOhm pull-down at the driver input: a pad that is not held (power-on, brown-out, EN)
+# floats to 0 = coil de-energised = contact open, the state an unpowered meter is in anyway;
+# every other reset keeps the held level (esp32hal.pins.RelayPins)
+RELAY_PULL = 0
 PIN_RELAY_FEEDBACK = 35  # external pull-up; the closed contact pulls it low
 FEEDBACK_CLOSED_LEVEL = 0
 FEEDBACK_PULL_UP = False  # GPIO35 has no internal pull-up: the board has one
@@ -50,6 +55,12 @@ LINE_HZ = 50
 METROLOGY = "bl0942"
 RADIO = "wifi"
 
+# Ethernet (RADIO = "ethernet"): a W5500 on SPI (VSPI, 20 MHz). The ESP32's EMAC needs the
+# fixed RMII pins 19, 21, 22, 25, 26, 27 and GPIO0, and this wiring has the relay on 26 and
+# S0 on 27. network.LAN keywords as data (esp32hal/nic.py): pins are GPIO numbers.
+LAN_ARGS = {"phy_type": "W5500", "phy_addr": 0, "cs": 4, "int": 32,
+            "spi": {"id": 2, "sck": 18, "mosi": 23, "miso": 19, "baudrate": 20_000_000}}
+
 # Hold-up: 1.5 F supercapacitor charged to 5.0 V, buck-boost to 3.3 V down to 2.7 V input.
 # Last Gasp current profile at the 3.3 V rail as (ms, mA) steps: freeze and commit, the
 # Wi-Fi alarm burst with repeats, radios off, then the board idling until it browns out.
@@ -76,6 +87,16 @@ MAX_POWER_W = 12_000
 MAX_CURRENT_MA = 120_000
 
 WDT_TIMEOUT_MS = 10_000
+
+# Recovery and boot (esp32hal.bootguard): the BOOT button (GPIO0, to GND, external pull-up)
+# pressed right after a reset skips the application; /skip_app does the same. Only read,
+# never driven, after the ROM sampled the strapping pins.
+SKIP_APP_PIN = 0
+SKIP_APP_LEVEL = 0
+# No meter without its journal and key: True only on a bench (RAM only, said at every boot)
+ALLOW_RAM_ONLY = False
+# Nonce seed (esp32hal.entropy): ADC noise of a free ADC1 pin (GPIO36, VP, left open)
+ENTROPY_ADC_PIN = 36
 
 # Demo mode (METROLOGY = "simulated"): the household of meter.metering.frontends.simulated
 DEMO_SEED = 1

@@ -7,6 +7,7 @@
 BOARD = "esp32_s3_devkitc"
 CHIP = "esp32s3"
 FLASH_SIZE = 8 * 1024 * 1024
+PSRAM = 8 * 1024 * 1024  # bytes of octal PSRAM (N8R8): the .mpy deployment fits
 
 # Power-good comparator on the unregulated supply (push-pull output, high while mains is up)
 PIN_POWER_GOOD = 4
@@ -15,6 +16,10 @@ POWER_GOOD_LEVEL = 1
 # Breaker/relay driver and its auxiliary feedback contact
 PIN_RELAY = 5
 RELAY_CLOSED_LEVEL = 1
+# 10 kOhm pull-down at the driver input: a pad that is not held (power-on, brown-out, EN)
+# floats to 0 = coil de-energised = contact open, the state an unpowered meter is in anyway;
+# every other reset keeps the held level (esp32hal.pins.RelayPins)
+RELAY_PULL = 0
 PIN_RELAY_FEEDBACK = 6
 FEEDBACK_CLOSED_LEVEL = 0
 FEEDBACK_PULL_UP = True
@@ -53,6 +58,11 @@ LINE_HZ = 60
 METROLOGY = "s0"
 RADIO = "wisun"
 
+# Ethernet (RADIO = "ethernet"): the S3 has no EMAC; a W5500 on SPI2 (its IO_MUX pins 10-13,
+# 20 MHz). network.LAN keywords as data (esp32hal/nic.py): pins are GPIO numbers.
+LAN_ARGS = {"phy_type": "W5500", "phy_addr": 0, "cs": 10, "int": 9,
+            "spi": {"id": 1, "sck": 12, "mosi": 11, "miso": 13, "baudrate": 20_000_000}}
+
 # Hold-up: 1.0 F at 5.0 V down to 2.7 V; the Wi-SUN module sends the alarm over its mesh
 # (which stays powered in an outage) at ~50 mA, the ESP32-S3 needs no Wi-Fi burst.
 HOLDUP = {
@@ -76,6 +86,15 @@ MAX_POWER_W = 15_000
 MAX_CURRENT_MA = 120_000
 
 WDT_TIMEOUT_MS = 10_000
+
+# Recovery and boot (esp32hal.bootguard): the BOOT button (GPIO0, to GND) pressed right
+# after a reset skips the application; /skip_app does the same. Only read, never driven.
+SKIP_APP_PIN = 0
+SKIP_APP_LEVEL = 0
+# No meter without its journal and key: True only on a bench (RAM only, said at every boot)
+ALLOW_RAM_ONLY = False
+# Nonce seed (esp32hal.entropy): ADC noise of a free ADC1 pin (GPIO1, left open)
+ENTROPY_ADC_PIN = 1
 
 DEMO_SEED = 1
 DEMO_PV_W = 4000

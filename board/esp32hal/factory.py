@@ -4,9 +4,15 @@
 # The result (BoardHal) is a meter.hal.Board: clock, metrology, power_good, relay, flash (the
 # journal partition), radio (B-route module or None), uplink (None until an A-route
 # transport exists), key (the provisioned per-meter key bytes, None when /meter.key is
-# missing), random (os.urandom), wdt, reset_kind, and sleep() for the shell (main.py). A part
-# that cannot be created is left None and its error code is appended to `problems` (printed
-# at start-up), so a half-fitted bench board still runs.
+# missing), random (entropy.Drbg: the hardware RNG and ADC noise), wdt (None until the shell
+# calls start_watchdog(), after its boot decisions), reset_kind, and sleep() for the shell
+# (main.py). A part that cannot be created is left None and its error code is appended to
+# `problems` (printed at start-up); whether a meter without its journal or key may run at
+# all is the shell's decision (bootguard.ram_only_allowed).
+#
+# Boot order matters: the reset cause first, then RTC memory validated (rtcmem.load clears
+# it on power-on/brown-out) before the clock reads its validity flag, then the relay pad read
+# before anything drives it (pins.RelayPins). safe_mode=True (crash loop): no radio.
 #
 # Secrets never sit in the board definition: Wi-Fi credentials and the B-route ID/password
 # are read from /secrets.json on the board's filesystem, e.g.
@@ -19,7 +25,8 @@ from meter.hal import Board
 
 from esp32hal.clock import EspClock
 from esp32hal.pins import PowerGoodPin, RelayPins
-from esp32hal.resetcause import reset_kind
+from esp32hal import rtcmem
+from esp32hal.resetcause import RESET_POWER_ON, reset_kind
 
 SECRETS_PATH = "/secrets.json"
 _LIGHTSLEEP_MS = 100
@@ -29,20 +36,29 @@ class BoardHal(Board):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.random = os.urandom
+        self.random = os.urandom  # replaced by the DRBG in build_hal
         self.s0_input = None  # the S0 edge ring or counter (diagnostics)
+        self.safe_mode = False
+
+    def start_watchdog(self):
+        """Start machine.WDT (cannot be stopped: call once the shell has decided to run the
+        meter). Returns the watchdog or None (WDT_TIMEOUT_MS 0: a bench without one)."""
+        if self.wdt is None and self.config.WDT_TIMEOUT_MS:
+            from esp32hal.watchdog import Watchdog
+
+            self.wdt = Watchdog(self.config.WDT_TIMEOUT_MS)
+        return self.wdt
 
     def sleep(self):
         """After the Last Gasp sequence (the machine said SLEEP): one light sleep of at most
-        _LIGHTSLEEP_MS while mains is off, the watchdog fed first; RAM and the relay output
-        are kept. The shell polls the machine again after each nap, so a return of mains is
-        seen within one nap (or the capacitor runs out first)."""
+        _LIGHTSLEEP_MS while mains is off; RAM and the held relay pad are kept. The shell
+        polls the machine again after each nap, so a return of mains is seen within one nap
+        (or the capacitor runs out first). The watchdog is not fed here: the supervisor
+        feeds it when every task checked in (a nap is far shorter than its timeout)."""
         import machine
 
         pg = self.power_good
         if pg is not None and not pg.value():
-            if self.wdt is not None:
-                self.wdt.feed()
             machine.lightsleep(_LIGHTSLEEP_MS)
 
 
@@ -124,8 +140,7 @@ def _radio(cfg, secrets):
         return registry.create("wisun", uart, secrets["broute_id"], secrets["broute_password"],
                                key=key)
     if kind == "ethernet":
-        return registry.create("ethernet", nic.lan(getattr(cfg, "LAN_ARGS", None) or {}),
-                               key=key)
+        return registry.create("ethernet", nic.lan(cfg), key=key)  # ValueError: not offered
     raise ValueError("E_RADIO " + kind)
 
 
@@ -153,9 +168,15 @@ def _key():
     return load_key()
 
 
-def build_hal(cfg):
+def build_hal(cfg, kind=None, safe_mode=False):
+    """The board's HAL. kind: the reset kind when the shell already read it and loaded RTC
+    memory (bootguard.start); None: read and load here."""
     hal = BoardHal(cfg)
-    hal.reset_kind = reset_kind()
+    if kind is None:
+        kind = reset_kind()
+        rtcmem.load(power_on=kind == RESET_POWER_ON)
+    hal.reset_kind = kind
+    hal.safe_mode = safe_mode
     hal.clock = EspClock()
     hal.meter_id = _meter_id()
     hal.power_good = PowerGoodPin(cfg.PIN_POWER_GOOD, cfg.POWER_GOOD_LEVEL)
@@ -172,8 +193,15 @@ def build_hal(cfg):
     # the B-route master key comes from the A-route; until that link exists it is provisioned
     # in /secrets.json ("broute_master_key", hex)
     hal.broute_key = _hexkey(secrets, "broute_master_key")
+    from esp32hal.entropy import Drbg
+    import machine
+
+    hal.random = Drbg(getattr(cfg, "ENTROPY_ADC_PIN", None), machine.unique_id())
     try:
-        hal.radio = _radio(cfg, secrets)
+        if safe_mode:
+            hal.problems.append("E_SAFE_MODE: no radio")
+        else:
+            hal.radio = _radio(cfg, secrets)
     except KeyError as e:
         hal.problems.append("E_SECRET_MISSING " + str(e.args[0]))
     except (ImportError, OSError, ValueError) as e:
@@ -182,13 +210,7 @@ def build_hal(cfg):
         hal.key = _key()
     except Exception as e:  # KeyMissing: the meter runs, unsealed, and says so
         hal.problems.append(e.args[0] if e.args else "E_KEY")
-    from esp32hal.rtcmem import RtcRetained
-
-    hal.retained = RtcRetained()  # the registers' running copy: a crash loses no energy
-    if cfg.WDT_TIMEOUT_MS:
-        from esp32hal.watchdog import Watchdog
-
-        hal.wdt = Watchdog(cfg.WDT_TIMEOUT_MS)
+    hal.retained = rtcmem.RtcRetained()  # the registers' running copy: a crash loses no energy
     for p in hal.problems:
         print("board:", p)
     return hal

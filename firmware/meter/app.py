@@ -56,6 +56,7 @@ class Meter:
         self.alarms = alarms
         self.now = Now()
         self.mount_report = None
+        self.safe_mode = False  # built by build_meter(..., safe_mode=True): no B-route/commands
         self.booted = False
         self.ticks = 0
         self.silent = 0  # seconds in which the front end delivered no sample
@@ -86,6 +87,8 @@ class Meter:
             set_clock(self)
             now = self.now.read(self.clock)
         self.events.log(ev.STARTUP, now.ev_minute, now.second, reset_kind, FIRMWARE_VERSION)
+        if self.store is None:  # said at every boot: this meter keeps nothing
+            self.events.stamp(ev.NOT_DURABLE, now, 1 if self.hal.flash is None else 2)
         if self.control is not None:
             from meter.control.assembly import restore_control
 
@@ -223,6 +226,18 @@ class Meter:
 
     def snapshot(self):
         return self.regs.count[FWD], self.regs.count[REV]
+
+    def note(self, code, a=0, b=0):
+        """An event the shell observed (meter.events codes: TASK_FAILED, SAFE_MODE,
+        BOARD_RESET), stamped now. Returns its seq."""
+        return self.events.stamp(code, self.now.read(self.clock), a, b)
+
+    @property
+    def durable(self):
+        """True when what the meter measures is kept (a journal on flash, sealed with the
+        key); False: RAM only, lost at the next reset (logged NOT_DURABLE at boot, ECHONET
+        0x88 reports a fault)."""
+        return self.store is not None
 
     # ---- state the hold-up platform owns ---------------------------------------------------
 

@@ -93,7 +93,13 @@ def build_echonet(hal, config, core, store, meter_id):
         meter = svc.objects[0]
         meter.fault = store.tamper_pending
         meter.registers_valid = lambda: store.registers_valid
+    else:
+        svc.objects[0].fault = _not_durable  # RAM only: 0x88 reports a fault for good
     return svc
+
+
+def _not_durable():
+    return True
 
 
 def build_broute(hal, echonet, events):
@@ -138,11 +144,14 @@ def build_outage(hal, config, core, store, broute, meter_id, mac):
     return lastgasp, build_alarms(meter_id, mac)
 
 
-def build_meter(hal, config=None, key=None):
+def build_meter(hal, config=None, key=None, safe_mode=False):
     """A meter on `hal` (meter.hal.Board) with `config`'s settings and the per-meter `key`
     (bytes or None; default hal.key). Without a key nothing is sealed: no journal, no
     signed commands, no Last Gasp alarms (the meter still measures and serves the
-    B-route). Call boot() on the result before the first step()."""
+    B-route, ECHONET 0x88 reporting the fault; Meter.durable is False). safe_mode (the board
+    shell after a crash loop): metering and storage only, no B-route and no remote commands
+    (the limiter still drives the relay). Call boot() on the result before the first
+    step()."""
     from meter.app import Meter
 
     if key is None:
@@ -152,8 +161,10 @@ def build_meter(hal, config=None, key=None):
     mac = Hmac(key) if key else None
     core = Core(config)
     store = build_storage(hal, core, mac)
-    echonet = build_echonet(hal, config, core, store, meter_id)
+    echonet = None if safe_mode else build_echonet(hal, config, core, store, meter_id)
     broute = build_broute(hal, echonet, core.events)
-    control = build_control(hal, config, core, store, meter_id, key)
+    control = build_control(hal, config, core, store, meter_id, None if safe_mode else key)
     lastgasp, alarms = build_outage(hal, config, core, store, broute, meter_id, mac)
-    return Meter(hal, meter_id, core, store, echonet, broute, control, lastgasp, alarms)
+    m = Meter(hal, meter_id, core, store, echonet, broute, control, lastgasp, alarms)
+    m.safe_mode = safe_mode
+    return m

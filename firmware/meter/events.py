@@ -29,6 +29,7 @@ RETAINED_USED = const(52)  # a: dWh regained beyond the journal (capped), b: sec
 RETAINED_REJECTED = const(53)  # a: reason (storage.retained state), b: the copy's seq
 JOURNAL_DAMAGED = const(54)  # a: sector, b: 1 foreign content, 2 retired without proof
 FLASH_BAD_SECTOR = const(55)  # a: sector, b: 1 program, 2 erase failed read-back verify
+NOT_DURABLE = const(56)  # a: 1 no journal flash, 2 no key (nothing is kept: RAM only), b: 0
 BREAKER_OPEN = const(60)  # a: reason code, b: current mA
 BREAKER_CLOSE = const(61)  # a: reason code, b: 0
 BREAKER_FAULT = const(62)  # a: commanded state, b: sensed state
@@ -37,6 +38,9 @@ RESERVATION = const(64)  # a: reservation id, b: new state
 METROLOGY_REJECT = const(70)  # a: reason code, b: 0
 BROUTE_MODULE = const(80)  # a: module event, b: module type
 STARTUP = const(90)  # a: reset kind, b: firmware version
+TASK_FAILED = const(91)  # a: shell task id, b: its failures since the last healthy period
+SAFE_MODE = const(92)  # a: crash resets in a row, b: 0 (metering and storage only)
+BOARD_RESET = const(93)  # a: shell task id, b: its failures (the shell resets the board)
 
 NAMES = {
     POWER_FAIL: "power_fail", POWER_RESTORED: "power_restored",
@@ -47,6 +51,8 @@ NAMES = {
     JOURNAL_CORRUPT: "journal_corrupt", REGISTERS_LOST: "registers_lost",
     RETAINED_USED: "retained_used", RETAINED_REJECTED: "retained_rejected",
     JOURNAL_DAMAGED: "journal_damaged", FLASH_BAD_SECTOR: "flash_bad_sector",
+    NOT_DURABLE: "not_durable", TASK_FAILED: "task_failed", SAFE_MODE: "safe_mode",
+    BOARD_RESET: "board_reset",
     TAMPER_ACK: "tamper_ack", BREAKER_OPEN: "breaker_open",
     BREAKER_CLOSE: "breaker_close", BREAKER_FAULT: "breaker_fault",
     LIMIT_CHANGE: "limit_change", RESERVATION: "reservation",
@@ -56,10 +62,11 @@ NAMES = {
 
 class EventLog(SeqRing):
     """The meter's event log. Entries (seq, code, minute, second, a, b) as tuples from
-    get(); the field columns are i32."""
+    get(). Columns sized as the journal keeps them (storage.store REC_EVENT): code u16,
+    second u8 (0..59), minute, a and b i32."""
 
     def __init__(self, entries=128):
-        SeqRing.__init__(self, entries, "iiiii")
+        SeqRing.__init__(self, entries, "HiBii")
         self.code, self.minute, self.second, self.a, self.b = self.cols
         self.listener = None  # callable(seq, code, minute, second, a, b): the journal
 

@@ -50,6 +50,23 @@ class SeqRing:
             return -1
         return (self.head - 1 - k) % self.entries
 
+    def find(self, seq):
+        """Index of the entry numbered seq, or -1 when it is not held. Allocation-free:
+        the slot the in-order invariant gives is tried first, then the seq column (a
+        restore from a journal with missing blocks may leave gaps in the numbering)."""
+        k = self.seq - 1 - seq
+        if k < 0 or self.n == 0:
+            return -1
+        i = self.slot(k)
+        if i >= 0 and self.seqs[i] == seq:
+            return i
+        seqs = self.seqs
+        for k in range(self.n):
+            i = (self.head - 1 - k) % self.entries
+            if seqs[i] == seq:
+                return i
+        return -1
+
     def row(self, k):
         """k-th newest entry as a tuple (seq, column values...), or None. Allocates."""
         i = self.slot(k)

@@ -23,6 +23,7 @@ from meter.control.command import (CMD_CREATE, CMD_READ, CMD_CONFIRM, CMD_CANCEL
 from meter.events import (EventLog, BREAKER_OPEN, BREAKER_CLOSE, BREAKER_FAULT, TAMPER_AUTH,
                           LIMIT_CHANGE)
 from meter.control.limiter import Limiter, S_CLOSED, S_OPEN, S_LOCKED
+from meter.ticks import add_ms
 from meter.control.reservations import (ReservationTable, ACTIVE, ENDED, CANCELLED,
                                         ALLOWED_LIMITS)
 from hosthal.pins import FakeRelay
@@ -84,14 +85,14 @@ now = Now()  # the one preallocated reading, refilled every step
 
 base = 9_500 * 1440
 TICKS_MASK = 0x3FFFFFFF
-ms = TICKS_MASK + 1 - 60_000  # ticks_ms() wraps 60 s in, inside the first heap-locked run
+ms = TICKS_MASK - 59_999  # ticks_ms() wraps 60 s in, inside the first heap-locked run
 wall = base * 60  # seconds
 
 
 def tick(i_ma, n=1):
     global ms, wall
     for _ in range(n):
-        ms = (ms + 1000) & TICKS_MASK
+        ms = add_ms(ms, 1000)  # (ms + 1000 would reach 2**30: a long int)
         wall += 1
         lim.tick(now.at(ms, wall // 60, wall % 60, True), i_ma, -1)
 
@@ -189,7 +190,7 @@ relay.stuck = True
 micropython.heap_lock()
 try:
     for _ in range(5):
-        ms = (ms + 1000) & TICKS_MASK
+        ms = add_ms(ms, 1000)
         wall += 1
         lim.tick(now.at(ms, 0, wall % 60, False), 15_000, -1)  # invalid clock: contract 20 A
     tick(25_000, 5)  # valid again: 10 A cap, trip; the relay does not follow

@@ -211,6 +211,20 @@ def crc32(data, crc=0):
     return c ^ 0xFFFFFFFF
 
 
+def _copy(dst, doff, src, soff, n):
+    """dst[doff:doff + n] = src[soff:soff + n] without a temporary slice object."""
+    for i in range(n):
+        dst[doff + i] = src[soff + i]
+
+
+def _same(a, aoff, b, boff, n):
+    """a[aoff:aoff + n] == b[boff:boff + n], allocation-free."""
+    for i in range(n):
+        if a[aoff + i] != b[boff + i]:
+            return False
+    return True
+
+
 class JournalError(Exception):
     """args[0] is a short error code."""
 
@@ -397,6 +411,8 @@ class Journal:
         self._mark = bytearray(_MARK_LEN)  # zeros: the retire mark
         self._tail = bytearray(_MARK_LEN)  # the tail retire mark as read
         self._tailrec = bytearray(4)  # payload of the TAIL record
+        self._cbuf = bytearray(MAX_PAYLOAD)  # a payload compaction carries (no bytes copy)
+        self._cmv = memoryview(self._cbuf)
         self.programs = 0
         self.erases = 0
         self.bad_programs = 0
@@ -558,7 +574,7 @@ class Journal:
                 if not trusted:
                     probs.append((s, (TAMPER_SEAL, self.first + s, seq)))
                 elif prev_seq >= 0:
-                    link = buf[_OFF_PREV:_HDR] == prev_seal
+                    link = _same(buf, _OFF_PREV, prev_seal, 0, _SEAL)
                     if seq <= prev_seq or (seq == prev_seq + 1 and not link) or (
                             seq > prev_seq + 1 and not corrupt_since):
                         probs.append((s, (TAMPER_SEAL, self.first + s, seq)))
@@ -569,7 +585,7 @@ class Journal:
                     for i in range(min(ln, len(badmap))):
                         badmap[i] = buf[_HDR + i]
                 prev_seq = seq
-                prev_seal[:] = buf[_HDR + ln:_HDR + ln + _SEAL]
+                _copy(prev_seal, 0, buf, _HDR + ln, _SEAL)
                 corrupt_since = 0
                 # A group's LAST record proves every earlier record of the group was fully
                 # programmed (they are written in order), even if one of them was damaged
@@ -802,11 +818,11 @@ class Journal:
         n = len(payload)
         buf = self._page
         struct.pack_into(_REC_FMT, buf, _OFF_MAGIC, _REC_MAGIC, t, flags, n, self._seq, key)
-        buf[_OFF_PREV:_HDR] = self._prev
+        _copy(buf, _OFF_PREV, self._prev, 0, _SEAL)
         buf[_HDR:_HDR + n] = payload
         seal = self.mac.digest(self._pmv[0:_HDR + n])
         end = _HDR + n + _SEAL
-        buf[_HDR + n:end] = seal[0:_SEAL]
+        _copy(buf, _HDR + n, seal, 0, _SEAL)
         crc = crc32(self._pmv[0:end])
         struct.pack_into("<I", buf, end, crc)
         while True:
@@ -832,7 +848,7 @@ class Journal:
             # (same seq, same link) goes to the first slot of the next erased sector.
             self.bad_programs += 1
             self._mark_bad(s, _FAILED_PROGRAM)
-        self._prev[:] = buf[_HDR + n:end]
+        _copy(self._prev, 0, buf, _HDR + n, _SEAL)
         self._seq += 1
         return addr
 
@@ -1005,7 +1021,11 @@ class Journal:
             return
         n = r[2]
         # (the BAD set is carried as it stands now: it only grows)
-        payload = self._badmap if t == _REC_BAD else bytes(self._pmv[_HDR:_HDR + n])
+        if t == _REC_BAD:
+            payload = self._badmap
+        else:  # (out of the page buffer, which _write fills with the new record)
+            _copy(self._cbuf, 0, self._page, _HDR, n)
+            payload = self._cmv[0:n]
         self._commit_group(((t, key, payload),), COMPACTION)
         self.carried += 1
 

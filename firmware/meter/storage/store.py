@@ -922,17 +922,17 @@ class Store:
                          cap.volt_sum, cap.volt_n, cap.missed)
 
     def _event_block(self, key):
+        """Event block `key`, packed straight from the log's columns (no entry tuples)."""
         ev = self.events
         base = key * EVENT_BLOCK
         buf = bytearray(_BLOCK_HDR + _EVENT_LEN * EVENT_BLOCK)
         bits = 0
-        for k in range(ev.n):
-            e = ev.get(k)
-            i = e[0] - base
-            if 0 <= i < EVENT_BLOCK:
+        for i in range(EVENT_BLOCK):
+            s = ev.find(base + i)
+            if s >= 0:
                 bits |= 1 << i
-                struct.pack_into(_EVENT_FMT, buf, _BLOCK_HDR + _EVENT_LEN * i, e[1], e[3], e[2],
-                                 e[4], e[5])
+                struct.pack_into(_EVENT_FMT, buf, _BLOCK_HDR + _EVENT_LEN * i, ev.code[s],
+                                 ev.second[s], ev.minute[s], ev.a[s], ev.b[s])
         struct.pack_into(_EVENT_HDR_FMT, buf, 0, base, bits)
         return buf
 

@@ -11,11 +11,21 @@
 # 127.0.0.2) opens a second socket bound to the group that only receives; replies always
 # go out of the unicast socket, so their source is the meter's own address. Bound to
 # 0.0.0.0 (the boards) one socket receives both.
+#
+# Idle reads allocate nothing: MicroPython's sockets have no recvfrom_into, and recvfrom(n)
+# allocates its n-byte buffer before it finds nothing and raises EAGAIN (~576 B per idle
+# serve(), a collection about every second at one serve per 20 ms). So without
+# recvfrom_into each socket is asked first through a preallocated select.poll with
+# ipoll(0) (allocation-free); recvfrom runs only when a datagram is pending.
 
 GROUP = "224.0.23.0"
 PORT = 3610
 _ANY = "0.0.0.0"
 _EAGAIN = (11, 35)  # Linux/ESP-IDF, BSD
+
+
+def _IPPROTO_IP(socket):
+    return getattr(socket, "IPPROTO_IP", 0)  # 0 everywhere; the unix port does not name it
 
 
 def _ip4(text):
@@ -34,6 +44,15 @@ def _socket(socket, addr):
     return s
 
 
+def _pending(ready):
+    """True when a socket is readable (or in error: recvfrom then says why). ready is its
+    poller's ipoll (MicroPython: yields a tuple the poller owns, allocating nothing) or
+    poll."""
+    for _ in ready(0):
+        return True
+    return False
+
+
 class UdpEndpoint:
     def __init__(self, host=_ANY, port=PORT, group=GROUP, iface=_ANY):
         import socket
@@ -47,6 +66,19 @@ class UdpEndpoint:
             self.group_addr = socket.getaddrinfo(group, port)[0][-1]
             self.multicast = self._join(group, host, iface)
         self._into = hasattr(self.sock, "recvfrom_into")
+        self._polls = None  # without recvfrom_into: (unicast, group or None) pollers' ipoll
+        if not self._into:
+            self._polls = (self._poller(self.sock), self._poller(self.group_sock))
+
+    @staticmethod
+    def _poller(s):
+        if s is None:
+            return None
+        import select
+
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        return getattr(p, "ipoll", p.poll)  # a bound method made once
 
     def _join(self, group, host, iface):
         """Join the group on `iface`; False (unicast only) when the stack cannot."""
@@ -59,14 +91,14 @@ class UdpEndpoint:
             if host != _ANY:
                 rx = _socket(socket, self.group_addr)
                 self.group_sock = rx
-            rx.setsockopt(socket.IPPROTO_IP, add, _ip4(group) + _ip4(iface))
+            rx.setsockopt(_IPPROTO_IP(socket), add, _ip4(group) + _ip4(iface))
         except OSError:
             self._drop_group()
             return False
         out_if = getattr(socket, "IP_MULTICAST_IF", None)
         if out_if is not None and iface != _ANY:
             try:
-                self.sock.setsockopt(socket.IPPROTO_IP, out_if, _ip4(iface))
+                self.sock.setsockopt(_IPPROTO_IP(socket), out_if, _ip4(iface))
             except OSError:
                 pass  # notifications follow the route; reception still works
         return True
@@ -80,15 +112,18 @@ class UdpEndpoint:
         """(n, addr) of one pending datagram (unicast first, then the group), (0, None)
         when none is pending. A datagram longer than buf fills it completely (the caller
         sees an oversize frame)."""
-        n, addr = self._recv(self.sock, buf)
-        if n == 0 and self.group_sock is not None:
-            n, addr = self._recv(self.group_sock, buf)
-        return n, addr
+        polls = self._polls  # (the result tuples are passed on, never rebuilt)
+        r = self._recv(self.sock, buf, polls[0] if polls else None)
+        if r[0] == 0 and self.group_sock is not None:
+            r = self._recv(self.group_sock, buf, polls[1] if polls else None)
+        return r
 
-    def _recv(self, s, buf):
+    def _recv(self, s, buf, poller):
         try:
             if self._into:
                 return s.recvfrom_into(buf)
+            if not _pending(poller):
+                return 0, None
             data, addr = s.recvfrom(len(buf))  # MicroPython: no recvfrom_into
             n = len(data)
             buf[:n] = data
