@@ -47,7 +47,8 @@ def run_mpy_scripts(pattern, mpy_dir):
                            env=micropython_env(mpy_dir), timeout=600)
         name = os.path.basename(script)
         if r.returncode != 0:
-            figures.append((name, "FAILED", r.stderr.strip().splitlines()[-1:] or [""]))
+            why = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [""]
+            figures.append((name, "FAILED", why))  # MicroPython prints tracebacks on stdout
             continue
         for line in r.stdout.splitlines():
             if line.startswith("figure:"):

@@ -1,3 +1,4 @@
+# bench-heap: 200k (160k for the firmware + the simulated 48 KB flash array, kept in the heap)
 # Benchmark under the MicroPython unix port: cost of a journal commit (page programs,
 # erases, microseconds, heap bytes), of the Last Gasp commit and of a compaction step.
 # Run by tools/bench.py. Prints "figure: name value unit". The microseconds include the
