@@ -225,3 +225,30 @@ def test_the_block_crc_is_crc16_ccitt_false():
         R._hqx = saved
     assert R.crc16(bytearray(b"123456789"), 0, 9) == 0x29B1
     assert struct.calcsize("<IiII") == 16 and R.OFF_PAYLOAD + 96 <= 126
+
+
+def test_boundaries_captured_while_the_journal_refused_commits_are_reported_lost_by_a_crash():
+    from meter.storage import journal as J
+
+    b = Board()
+    b.seconds(200)
+    j = b.meter.journal
+    real = j.append_group
+
+    def refuse(items, reserve=J.NORMAL):
+        raise J.JournalFull("E_JOURNAL_FULL")
+
+    j.append_group = refuse  # compaction fell behind: every commit is refused and retried
+    committed = b.meter.store._hw
+    b.seconds(130)
+    hw = b.meter.capture.high_water
+    assert hw >= committed + 2
+    j.append_group = real
+    m = b.crash()  # a watchdog reset: RAM lost, the retained copy kept
+    assert m.store.restored_from == FROM_RETAINED
+    lost = [m.events.get(k) for k in range(m.events.n) if m.events.get(k)[1] ==
+            ev.BOUNDARIES_LOST]
+    assert len(lost) == 1 and lost[0][4] == committed + 1 and lost[0][5] == hw - committed
+    ring = m.capture.ring
+    assert all(ring.slot(x) < 0 for x in range(committed + 1, hw + 1))  # missing, not invented
+    assert m.capture.high_water == hw  # and never captured again with other values

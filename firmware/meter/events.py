@@ -27,6 +27,7 @@ JOURNAL_CORRUPT = const(50)  # a: sector, b: offset (torn or corrupted record sk
 REGISTERS_LOST = const(51)  # a: newest boundary minute rebuilt from (-1: none), b: 0
 RETAINED_USED = const(52)  # a: dWh regained beyond the journal (capped), b: seconds of it
 RETAINED_REJECTED = const(53)  # a: reason (storage.retained state), b: the copy's seq
+BOUNDARIES_LOST = const(57)  # a: first boundary minute, b: count (captured, never committed)
 JOURNAL_DAMAGED = const(54)  # a: sector, b: 1 foreign content, 2 retired without proof
 FLASH_BAD_SECTOR = const(55)  # a: sector, b: 1 program, 2 erase failed read-back verify
 NOT_DURABLE = const(56)  # a: 1 no journal flash, 2 no key (nothing is kept: RAM only), b: 0
@@ -50,6 +51,7 @@ NAMES = {
     TAMPER_SEAL: "tamper_seal", TAMPER_AUTH: "tamper_auth", CONFIG_CHANGE: "config_change",
     JOURNAL_CORRUPT: "journal_corrupt", REGISTERS_LOST: "registers_lost",
     RETAINED_USED: "retained_used", RETAINED_REJECTED: "retained_rejected",
+    BOUNDARIES_LOST: "boundaries_lost",
     JOURNAL_DAMAGED: "journal_damaged", FLASH_BAD_SECTOR: "flash_bad_sector",
     NOT_DURABLE: "not_durable", TASK_FAILED: "task_failed", SAFE_MODE: "safe_mode",
     BOARD_RESET: "board_reset",

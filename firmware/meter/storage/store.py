@@ -98,7 +98,7 @@ import struct
 
 from meter.errors import SettingError
 from meter.events import (
-    REGISTERS_LOST, RETAINED_REJECTED, RETAINED_USED, TAMPER_ACK, TAMPER_SEAL)
+    BOUNDARIES_LOST, REGISTERS_LOST, RETAINED_REJECTED, RETAINED_USED, TAMPER_ACK, TAMPER_SEAL)
 from meter.metering.intervals import MISSING, MINUTE, RING_MINUTES
 from meter.metering.registers import COUNT, FWD, LAG, LEAD, MODULO, REV
 from meter.storage import journal as _j
@@ -368,6 +368,9 @@ class Store:
             if st == self._r.USED:
                 self.events.log(RETAINED_USED, minute, second, self._regained,
                                 self.retained.ticks)
+                if self._lost_span is not None:
+                    self.events.log(BOUNDARIES_LOST, minute, second, self._lost_span[0],
+                                    self._lost_span[1])
             elif st > self._r.STALE:
                 self.events.log(RETAINED_REJECTED, minute, second, st, retained_seq)
         if self._dirty_events or self._tamper_dirty:
@@ -449,6 +452,7 @@ class Store:
         set retained_state. Returns the copy's seq (0 without one)."""
         rc = self.retained
         self._regained = 0
+        self._lost_span = None
         if rc is None:
             return 0
         _r = self._r
@@ -459,8 +463,14 @@ class Store:
             p = bytes(blk[_r.OFF_PAYLOAD:_r.OFF_PAYLOAD + _REGS_LEN])
             state = self._judge_retained(rep, base_crc, bseq, bcrc, ticks, p)
             if state == _r.USED:
+                committed = self.capture.high_water
                 self._restore_registers(p)
                 self.restored_from = FROM_RETAINED
+                if self.capture.high_water > committed:
+                    # Boundaries captured after the journal's last commit (commits were
+                    # refused: a full or failing journal) lived in RAM only: the crash lost
+                    # them. They stay missing (never invented) and the loss is logged.
+                    self._lost_span = (committed + 1, self.capture.high_water - committed)
         self.retained_state = state
         rc.based_on(rep.next_seq - 1 if self._last_regs is not None else -1, base_crc)
         if state == _r.USED:
