@@ -1,4 +1,4 @@
-# scenario-heap: 176k (the simulated 48 KB flash array lives in the heap too)
+# scenario-heap: 200k (the simulated 48 KB flash array lives in the heap too)
 # Journal and store under the MicroPython unix port: commit cost (page programs, erases,
 # microseconds), Last Gasp commit, compaction step, a power-cut sample, restore.
 #
