@@ -6,6 +6,7 @@ from meter.control import status
 from meter.metering.registers import FWD
 from rigs import KEY, MeterRig
 from hosthal.pins import FakeRelay
+from hosthal.radio import MASTER, MemoryModule
 from hosthal.flash import NorFlash
 
 
@@ -115,59 +116,11 @@ def test_a_stuck_relay_raises_a_fault_event_and_a_sealed_alarm_on_the_uplink():
         raise AssertionError("forged alarm accepted")
 
 
-class LinkModule:
-    """A fitted radio module on an in-memory link: records what it sends (hardware stub)."""
-
-    MASTER = b"test B-route master key"
-
-    def __init__(self):
-        from meter.broute.radio import auth
-        self.key = auth.module_key(self.MASTER, "mem", "M1")
-        self.opened = False
-        self.sent = []
-
-    def identity(self):
-        return ("mem", "M1", "1.0")
-
-    def respond(self, challenge):
-        from meter.broute.radio import auth
-        return auth.response(self.key, challenge, "mem", "M1", "1.0")
-
-    def reset(self):
-        pass
-
-    def present(self):
-        return True
-
-    def open(self):
-        self.opened = True
-
-    def close(self):
-        self.opened = False
-
-    def link_up(self):
-        return self.opened
-
-    def poll(self, now_ms):
-        pass
-
-    def notify_addr(self):
-        return "hems"
-
-    def recvfrom_into(self, buf):
-        return 0, None
-
-    def sendto(self, buf, addr):
-        if not self.opened:
-            raise OSError("closed")
-        self.sent.append((bytes(buf), addr))
-
-
 def test_the_hems_hears_the_outage_and_the_restoration_over_the_b_route():
-    radio = LinkModule()
+    radio = MemoryModule()
     rig = MeterRig()
     rig.hal.radio = radio
-    rig.hal.broute_key = LinkModule.MASTER
+    rig.hal.broute_key = MASTER
     from meter.assembly import build_meter
     rig.meter = build_meter(rig.hal, rig.config, key=KEY)
     rig.meter.boot()

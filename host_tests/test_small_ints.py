@@ -20,6 +20,7 @@ import pytest
 
 from paths import BOARD, FIRMWARE
 from rigs import KEY, MeterRig
+from hosthal.radio import MASTER, MemoryModule
 from echonet_frames import request
 
 from meter import caltime
@@ -128,58 +129,6 @@ class IntWatch:
 
 # -- the scenario: a full meter (journal, control, Last Gasp, B-route) at a given date -----
 
-class QueueModule:
-    """A fitted radio module on an in-memory link: frames queued by the test are received,
-    what the meter sends is kept."""
-
-    MASTER = b"small-ints B-route master key"
-
-    def __init__(self):
-        from meter.broute.radio import auth
-        self.key = auth.module_key(self.MASTER, "mem", "M1")
-        self.opened = False
-        self.rx = []
-        self.sent = []
-
-    def identity(self):
-        return ("mem", "M1", "1.0")
-
-    def respond(self, challenge):
-        from meter.broute.radio import auth
-        return auth.response(self.key, challenge, "mem", "M1", "1.0")
-
-    def reset(self):
-        pass
-
-    def present(self):
-        return True
-
-    def open(self):
-        self.opened = True
-
-    def close(self):
-        self.opened = False
-
-    def link_up(self):
-        return self.opened
-
-    def poll(self, now_ms):
-        pass
-
-    def notify_addr(self):
-        return "hems"
-
-    def recvfrom_into(self, buf):
-        if not self.rx:
-            return 0, None
-        data = self.rx.pop(0)
-        buf[:len(data)] = data
-        return len(data), "hems"
-
-    def sendto(self, buf, addr):
-        self.sent.append(bytes(buf))
-
-
 def wall_s(y, mo, d, hh, mm, ss):
     return caltime.to_minute(y, mo, d, hh, mm) * 60 + ss
 
@@ -190,9 +139,9 @@ def meter_at(start_s):
     from meter.assembly import build_meter
 
     rig = MeterRig(start_s=start_s, flash=NorFlash(sectors=64), relay=FakeRelay(True))
-    radio = QueueModule()
+    radio = MemoryModule()
     rig.hal.radio = radio
-    rig.hal.broute_key = QueueModule.MASTER
+    rig.hal.broute_key = MASTER
     rig.meter = build_meter(rig.hal, rig.config, key=KEY)
     rig.meter.boot()
     rig._t0 = rig.clock.ticks_ms()
@@ -226,11 +175,11 @@ def scenario(watch, start_s, plant=None):
         watch.run(m.idle)
         watch.attributes("meter", objs)
         rig.clock.advance(1000)
-    radio.rx.append(request(0x62, [0xE5, 0xE1], tid=7))
+    radio.inbox.append(request(0x62, [0xE5, 0xE1], tid=7))
     watch.run(m.serve)
     for tid, epc in enumerate(GETS):
-        radio.rx.append(request(0x62, [epc], tid=10 + tid))
-    radio.rx.append(request(0x61, [(0xE5, b"\x00")], tid=40))  # SetC day 0
+        radio.inbox.append(request(0x62, [epc], tid=10 + tid))
+    radio.inbox.append(request(0x61, [(0xE5, b"\x00")], tid=40))  # SetC day 0
     for _ in range(4):
         watch.run(m.serve)
         watch.attributes("meter", objs)

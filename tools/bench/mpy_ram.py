@@ -32,6 +32,7 @@ from hosthal.board import HostHal  # noqa: E402
 from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.pins import FakeRelay, ScriptedPowerGood  # noqa: E402
 from hosthal.uplink import FakeUplink  # noqa: E402
+from hosthal.radio import MASTER, MemoryModule  # noqa: E402
 
 KEY = b"bench-key-0123456789abcdef012345"
 
@@ -45,60 +46,10 @@ def held():
     return gc.mem_alloc()
 
 
-class Radio:
-    """A fitted module on an in-memory link (frames queued by the bench)."""
-
-    def __init__(self):
-        from meter.broute.radio import auth
-        self.key = auth.module_key(b"bench master", "mem", "M1")
-        self.rx = []
-        self.up = False
-
-    def identity(self):
-        return ("mem", "M1", "1.0")
-
-    def respond(self, challenge):
-        from meter.broute.radio import auth
-        return auth.response(self.key, challenge, "mem", "M1", "1.0")
-
-    def reset(self):
-        pass
-
-    def present(self):
-        return True
-
-    def open(self):
-        self.up = True
-
-    def close(self):
-        self.up = False
-
-    def link_up(self):
-        return self.up
-
-    def poll(self, now_ms):
-        pass
-
-    def notify_addr(self):
-        return None
-
-    def recvfrom_into(self, buf):
-        if not self.rx:
-            return 0, None
-        d = self.rx.pop(0)
-        buf[:len(d)] = d
-        return len(d), "hems"
-
-    def sendto(self, buf, addr):
-        return len(buf)
-
-
-# ---- held, part by part (the builders the meter uses; every part is kept alive, so a
-# conservative collection cannot count one part's freed memory against the next) ---------
 clock = VirtualClock(wall_s=9_000 * 86_400 + 7 * 3600)
 hal = HostHal(clock, SimulatedHousehold(clock, seed=7), power_good=ScriptedPowerGood(1),
-              uplink=FakeUplink(True), radio=Radio(), relay=FakeRelay(True), flash=flash,
-              broute_key=b"bench master")
+              uplink=FakeUplink(True), radio=MemoryModule(MASTER), relay=FakeRelay(True),
+              flash=flash, broute_key=MASTER)
 mac = Hmac(KEY)
 a = held()
 regs = EnergyRegisters()
@@ -179,7 +130,7 @@ figure("ram_churn_per_compaction_step_mean", comp_b // max(comp_n, 1), "B")
 figure("ram_churn_per_compaction_step_max", comp_max, "B")
 frame = b"\x10\x81\x00\x01\x05\xff\x01\x02\x88\x01\x62\x03\xe0\x00\xe7\x00\xea\x00"
 meter.serve()
-hal.radio.rx.append(frame)
+hal.radio.inbox.append(frame)
 used, _ = churn(meter.serve)
 figure("ram_churn_per_broute_get_3_props", used, "B")
 used, _ = churn(meter.serve)
