@@ -16,7 +16,7 @@ from meter.events import BROUTE_MODULE, EventLog
 from meter.broute import pump as broute
 from meter.broute.radio import auth, registry
 from meter.broute.pump import ACTIVE, BRoute, EMPTY, REJECTED
-from meter.broute.radio.module import RadioModule
+from hosthal.radio import MemoryModule
 
 MASTER = b"A-route master key for tests"
 START = datetime.datetime(2026, 11, 28, 10, 0, 0)
@@ -210,46 +210,17 @@ def test_the_answer_binds_the_challenge_and_the_identity():
     assert not auth.ModuleAuth(None).verify(("udp", "m1", "fw1"), c, good)
 
 
-class ChannelModule(RadioModule):
-    """An in-memory module: the test plays the HEMS on the other side."""
-
-    kind = "udp"
-    group = "group"
+class ChannelModule(MemoryModule):
+    """An in-memory module (hosthal.radio) whose notifications go to the group: the test
+    plays the HEMS on the other side (inbox in, outbox out)."""
 
     def __init__(self, module_id, master=MASTER):
-        self.module_id = module_id
-        self.key = auth.module_key(master, "udp", module_id)
-        self.inbox = []
-        self.outbox = []
-        self.opened = False
+        super().__init__(master, kind="udp", module_id=module_id, firmware="fw",
+                         notify="group")
 
-    def identity(self):
-        return ("udp", self.module_id, "fw")
-
-    def open(self):
-        self.opened = True
-
-    def close(self):
-        self.opened = False
-
-    def link_up(self):
-        return self.opened
-
-    def respond(self, challenge):
-        return auth.response(self.key, challenge, "udp", self.module_id, "fw")
-
-    def recvfrom_into(self, buf):
-        if not self.inbox:
-            return 0, None
-        data = self.inbox.pop(0)
-        buf[:len(data)] = data
-        return len(data), "hems"
-
-    def sendto(self, buf, addr):
-        self.outbox.append((bytes(buf), addr))
-        return len(buf)
-
-
+    @property
+    def outbox(self):
+        return self.sent
 def read_hour(module, br, dm, now_minute):
     """A HEMS collects the last 60 one-minute values through EF/EE (six reads)."""
     got = {}

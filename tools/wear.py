@@ -36,17 +36,21 @@ class Config:
     METER_ID = b"WEAR0001"
 
 
+def boot(dev, clock):
+    """The product's composition (meter.assembly) on `dev`, with a relay, so the journal
+    holds every record type the firmware writes (registers, series, events, clock, limiter,
+    reservations, command counter, audit log, Last Gasp state)."""
+    m = build_meter(HostHal(clock, ConstantLoad(1500), relay=FakeRelay(closed=True),
+                            flash=dev), Config(), key=KEY)
+    m.boot()
+    return m
+
+
 def product_meter(sectors):
-    """The product's composition (meter.assembly) on a fresh flash, with a relay, so the
-    journal holds every record type the firmware writes (registers, series, events, clock,
-    limiter, reservations, command counter, audit log, Last Gasp state)."""
+    """boot() on a fresh flash of `sectors`, the clock 103 days before DAY0."""
     dev = NorFlash(sectors)
     clock = VirtualClock(wall_s=(DAY0 - 103 * 1440) * 60)
-    load = ConstantLoad(1500)
-    m = build_meter(HostHal(clock, load, relay=FakeRelay(closed=True), flash=dev), Config(),
-                    key=KEY)
-    m.boot()
-    return m, dev, clock
+    return boot(dev, clock), dev, clock
 
 
 def at_minute(m, clock, minute):
@@ -57,12 +61,11 @@ def at_minute(m, clock, minute):
     m.idle()
 
 
-def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
-    m, dev, clock = product_meter(sectors)
-    j = m.journal
-    # The largest live set: one tick per half hour for 102 days, a full day of 5-minute
-    # values, a full event log, and the control records (a full command audit log, the
-    # counter, the limiter state, a reservation table).
+def fill(m, clock):
+    """Bring the journal to its largest live set: one tick per half hour for 102 days, a
+    full day of 5-minute values, the control records (a full command audit log, the
+    counter, the limiter state, a reservation table) and a full event log. Returns the
+    minute reached (DAY0)."""
     minute = DAY0 - 103 * 1440
     while minute < DAY0 - 1440:
         at_minute(m, clock, minute)
@@ -77,6 +80,13 @@ def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
     he.parse(m.command(he.create(1, minute + 600, minute + 660, 30, minute + 5)))
     for i in range(m.events.entries):
         m.events.log(POWER_FAIL, minute, 0, i, 0)
+    return minute
+
+
+def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
+    m, dev, clock = product_meter(sectors)
+    j = m.journal
+    fill(m, clock)
     live = j.live_slots()
     # Measure: minute commits for `days` days.
     e0 = list(dev.erase_counts)

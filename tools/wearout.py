@@ -25,43 +25,11 @@ if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import hostpaths  # noqa: E402,F401  (firmware, host HAL, CPython shim)
-from wear import DAY0, KEY, Config, at_minute  # noqa: E402
-from headend import HeadEnd  # noqa: E402
-from hosthal.board import HostHal  # noqa: E402
+from wear import DAY0, at_minute, boot, fill  # noqa: E402
 from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.flash import NorFlash  # noqa: E402
-from hosthal.loads import ConstantLoad  # noqa: E402
-from hosthal.pins import FakeRelay  # noqa: E402
-from meter.assembly import build_meter  # noqa: E402
 from meter.events import POWER_FAIL  # noqa: E402
 from meter.metering.registers import FWD  # noqa: E402
-
-
-def boot(dev, clock):
-    m = build_meter(HostHal(clock, ConstantLoad(1500), relay=FakeRelay(closed=True),
-                            flash=dev), Config(), key=KEY)
-    m.boot()
-    return m
-
-
-def fill(m, clock):
-    """The largest live set (as tools/wear.py): 102 days of half-hours, a day of 5-minute
-    values, a full command audit log, a reservation, a full event log. Returns the minute."""
-    minute = DAY0 - 103 * 1440
-    while minute < DAY0 - 1440:
-        at_minute(m, clock, minute)
-        minute += 30
-    while minute < DAY0:
-        at_minute(m, clock, minute)
-        minute += 5
-    he = HeadEnd(Config.METER_ID, KEY, 0)
-    for i in range(m.command_log.entries):
-        he.parse(m.command(he.contract(50 if i % 2 else 60, clock.wall_minute() + 5)))
-        m.idle()
-    he.parse(m.command(he.create(1, minute + 600, minute + 660, 30, minute + 5)))
-    for i in range(m.events.entries):
-        m.events.log(POWER_FAIL, minute, 0, i, 0)
-    return minute
 
 
 def run(sectors=64, endurance=100, max_days=400, reboot_every_bad=True, progress=False):

@@ -17,7 +17,6 @@ from micropython import const
 from meter import events as ev
 from meter.clock import Now
 from meter.errors import SettingError
-from meter.metering.registers import FWD, REV
 from meter.metering.samples import NO_VALUE
 from meter.ticks import elapsed_ms
 
@@ -223,9 +222,6 @@ class Meter:
             self.store.commit_now()
         if self.broute is not None:
             self.broute.suspend()
-
-    def snapshot(self):
-        return self.regs.count[FWD], self.regs.count[REV]
 
     def note(self, code, a=0, b=0):
         """An event the shell observed (meter.events codes: TASK_FAILED, SAFE_MODE,
