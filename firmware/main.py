@@ -21,7 +21,13 @@
 #   power      woken by the power-good edge (ThreadSafeFlag set from the pin IRQ) and by the
 #              heartbeat; polls the Last Gasp machine every FAST_MS while it asks for FAST,
 #              and light-sleeps the board in naps (hal.sleep) while it says SLEEP;
-#   B-route    serve() every SERVE_MS while a radio module slot exists.
+#   B-route    serve() every SERVE_MS while a radio module slot exists;
+#   console    console_poll() every CONSOLE_MS while the bench console is built (the CONSOLE
+#              setting, board_config.CONSOLE_UART_ID: a machine.UART of its own, never the
+#              REPL's UART0/USB: sys.stdin would compete with the REPL and an open REPL is
+#              full code execution); not critical (the watchdog does not wait for it), and
+#              each poll does bounded work, so no client can hold the metering task.
+# The metering task measures each step (ticks_us) for the console's heap/timing report.
 # Ctrl-C (KeyboardInterrupt is not an Exception) stops the shell for the REPL; the watchdog
 # keeps running, so create /skip_app and reset before it bites.
 
@@ -35,6 +41,7 @@ from esp32hal import bootguard
 
 TICK_MS = 1000
 SERVE_MS = 20  # B-route polling period
+CONSOLE_MS = 20  # bench console polling period (a 64-byte read, two lines at most a poll)
 GC_EVERY_S = 10  # seconds between explicit garbage collections
 RESTART_MS = 1000  # pause before a failed task is restarted
 
@@ -89,16 +96,19 @@ def run():
     t_metering = sup.add("metering")
     t_power = sup.add("power")
     t_broute = sup.add("broute") if meter.broute is not None else -1
+    t_console = sup.add("console", False) if meter.console is not None else -1
     wdt = hal.start_watchdog()
     wake = asyncio.ThreadSafeFlag()
-    if hal.power_good is not None:
-        hal.power_good.irq(lambda pin: wake.set())
+    if meter.power_good is not None:  # the console's injection wrapper when it is built
+        meter.power_good.irq(lambda pin: wake.set())
 
     async def metering_task():
         deadline = time.ticks_add(time.ticks_ms(), TICK_MS)
         n = 0
         while True:
+            t = time.ticks_us()
             meter.step()
+            meter.note_step_us(time.ticks_diff(time.ticks_us(), t))
             sup.check_in(t_metering)
             wake.set()  # heartbeat: the power task polls and checks in once a second
             if sup.due_feed(time.ticks_ms()) and wdt is not None:
@@ -121,7 +131,10 @@ def run():
             while act == FAST or act == SLEEP:
                 if act == SLEEP:
                     hal.sleep()  # one light-sleep nap while mains is off
-                    await asyncio.sleep_ms(0)
+                    # an injected failure (the console) leaves the real pin high: no nap
+                    # was taken, so pace the polls instead of spinning
+                    pg = hal.power_good
+                    await asyncio.sleep_ms(0 if pg is not None and not pg.value() else FAST_MS)
                 else:
                     await asyncio.sleep_ms(FAST_MS)
                 sup.check_in(t_power)
@@ -132,6 +145,12 @@ def run():
             meter.serve()
             sup.check_in(t_broute)
             await asyncio.sleep_ms(SERVE_MS)
+
+    async def console_task():
+        while True:
+            meter.console_poll()
+            sup.check_in(t_console)
+            await asyncio.sleep_ms(CONSOLE_MS)
 
     async def supervised(tid, body):
         while True:
@@ -156,6 +175,8 @@ def run():
         asyncio.create_task(supervised(t_power, power_task))
         if t_broute >= 0:
             asyncio.create_task(supervised(t_broute, broute_task))
+        if t_console >= 0:
+            asyncio.create_task(supervised(t_console, console_task))
         await supervised(t_metering, metering_task)
 
     asyncio.run(main())

@@ -94,6 +94,26 @@ DRILL_RECORD_LEN = 11  # ... each this long
 DRILL_RECORD_FMT = ">BiBIB"  # kind, minute, second, current mA, limit A
 DRILL_RUNNING = 1  # drill report flags bit0
 
+# A-route command codes (docs/aroute.md, "Downlink: commands"), encoded from the document.
+CMD_POLL = 0x20
+CMD_RANGE = 0x21
+CMD_EVENTS = 0x22
+CMD_PUSH = 0x23
+CMD_CLOCK = 0x24
+CMD_BROUTE_KEY = 0x25
+CMD_ALARM_FILTER = 0x26
+CMD_ALARM_CLEAR = 0x27
+CMD_LG_TEST = 0x28
+CMD_COLLECTOR = 0x29
+AROUTE_NAMES = {CMD_POLL: "poll", CMD_RANGE: "range", CMD_EVENTS: "events", CMD_PUSH: "push",
+                CMD_CLOCK: "clock", CMD_BROUTE_KEY: "broute_key",
+                CMD_ALARM_FILTER: "alarm_filter", CMD_ALARM_CLEAR: "alarm_clear",
+                CMD_LG_TEST: "lg_test", CMD_COLLECTOR: "collector"}
+RANGE_BY_MINUTE = 0  # RANGE "by": from/to are wall minutes ...
+RANGE_BY_NUMBER = 1  # ... or interval numbers
+PUSH_EVENTS = 0x40  # PUSH report code of the events (1, 5, 30: the series)
+BROUTE_WRAP_TAG = b"BRK"
+
 EPOCH_2000 = datetime.datetime(2000, 1, 1)
 DEFAULT_EXPIRY_MIN = 10  # CLI: a request expires this many minutes after it is built
 
@@ -198,6 +218,53 @@ class HeadEnd:
         self.counter = min(self.counter + 1, COUNTER_MAX)
         return self.build(C.CMD_REBASE, struct.pack(">H", epoch), expiry, self.counter)
 
+    # A-route commands (docs/aroute.md); each is answered on up/resp.
+    def poll(self, expiry):
+        return self.build(CMD_POLL, b"", expiry)
+
+    def range_read(self, series, by, first, last, expiry):
+        """RANGE: series 1/5/30, by RANGE_BY_MINUTE or RANGE_BY_NUMBER, first..last
+        inclusive."""
+        return self.build(CMD_RANGE, struct.pack(">BBii", series, by, first, last), expiry)
+
+    def events(self, first_seq, n, expiry):
+        return self.build(CMD_EVENTS, struct.pack(">IH", first_seq, n), expiry)
+
+    def push(self, report, on, period_min, delay_max_s, retries, backoff_s, qos, expiry):
+        """PUSH: report 1/5/30 (series) or PUSH_EVENTS."""
+        return self.build(CMD_PUSH, struct.pack(">BBHHBHB", report, 1 if on else 0, period_min,
+                                                delay_max_s, retries, backoff_s, qos), expiry)
+
+    def clock(self, minute, second, force, expiry):
+        return self.build(CMD_CLOCK, struct.pack(">iBB", minute, second, 1 if force else 0),
+                          expiry)
+
+    def broute_key(self, new_key, expiry):
+        """BROUTE_KEY: the 16-byte key XOR the first 16 bytes of
+        HMAC-SHA256(meter key, "BRK" + counter u32), under this request's counter."""
+        if len(new_key) != 16:
+            raise ValueError("B-route key must be 16 bytes")
+        self.counter += 1
+        pad = hmac.new(self.key, BROUTE_WRAP_TAG + struct.pack(">I", self.counter),
+                       hashlib.sha256).digest()[:16]
+        wrapped = bytes(a ^ b for a, b in zip(new_key, pad))
+        return self.build(CMD_BROUTE_KEY, wrapped, expiry, self.counter)
+
+    def alarm_filter(self, mask, expiry):
+        return self.build(CMD_ALARM_FILTER, struct.pack(">I", mask), expiry)
+
+    def alarm_clear(self, mask, expiry):
+        return self.build(CMD_ALARM_CLEAR, struct.pack(">I", mask), expiry)
+
+    def lg_test(self, expiry):
+        return self.build(CMD_LG_TEST, b"", expiry)
+
+    def collector(self, ip, port, expiry):
+        """COLLECTOR: ip as 4 bytes or dotted text; port 0 turns the datagram off."""
+        if isinstance(ip, str):
+            ip = bytes(int(x) for x in ip.split("."))
+        return self.build(CMD_COLLECTOR, struct.pack(">4sH", bytes(ip), port), expiry)
+
     def parse(self, resp, check_tag=True):
         """Verify a response's HMAC, meter id and request binding; return a Response."""
         if len(resp) < RESP_HEAD + MAC_LEN:
@@ -255,11 +322,13 @@ def parse_drill_report(data):
 
 def describe(resp):
     """A human-readable line (CLI output)."""
-    name = C.CMD_NAMES.get(resp.code, "?%d" % resp.code)
+    name = C.CMD_NAMES.get(resp.code) or AROUTE_NAMES.get(resp.code, "?%d" % resp.code)
     st = S.NAMES[resp.status] if resp.status < len(S.NAMES) else str(resp.status)
     out = "%s #%d: %s" % (name, resp.counter, st)
     if resp.status != S.OK or not resp.data:
         return out
+    if resp.code in AROUTE_NAMES:  # tools/headend_mqtt.py describes these in full
+        return out + "\n  data " + resp.data.hex()
     if resp.code in (C.CMD_CREATE, C.CMD_CONFIRM, C.CMD_CANCEL, C.CMD_READ, C.CMD_LIST):
         for r in parse_records(resp.data):
             out += "\n  id %d [%d, %d) %d A %s%s digest %s" % (

@@ -25,10 +25,23 @@ household downstream of it: the limiter, reservations, drill and commands run, a
 reads 0 while the breaker is open (--no-relay: a meter without one). --commands HOST:PORT
 takes signed head-end requests on a loopback UDP port (tools/sim_control.py says how to
 send them with tools/headend.py).
+
+--mqtt HOST:PORT (default off, so `make sim` needs no broker) connects the meter's A-route
+to an MQTT broker (docs/aroute.md; needs the flash image's key): it publishes its birth,
+pushes its 1/5/30-minute values and events, backfills what it could not send, takes signed
+commands on its `down` topic, and prints a line when the broker acknowledges a message
+and when a backfill starts or ends.
+
+--console serves the bench console (firmware meter/console) on a pseudo-terminal whose path
+it prints: `python tools/meter_console.py --port <path> --key var/meter.key` talks to it,
+and its `accept` runs the acceptance test against the simulated meter. The console's meter
+has a power-good input (always high unless the console injects a failure) and, without an
+A-route, a recording stand-in uplink that takes the Last Gasp alarm and notice.
 """
 
 import argparse
 import datetime
+import errno
 import os
 import signal
 import sys
@@ -96,6 +109,9 @@ class SimConfig:
         self.UNIT = args.unit
         self.COEFFICIENT = 1
         self.METER_ID = b"SIM00001"
+        self.CONSOLE = bool(getattr(args, "console", False))
+        # bench mode runs on the simulated clock: a simulated day (24 min at 60x)
+        self.CONSOLE_BENCH_S = 86_400
 
 
 def host_radio(spec):
@@ -107,6 +123,48 @@ def host_radio(spec):
 
     host, _, port = spec.rpartition(":")
     return udp_module(host, int(port)), SIM_MASTER_KEY
+
+
+class PtyPort:
+    """The bench console's serial port in the simulation: the master side of a pseudo-
+    terminal (meter.hal.Uart: non-blocking, readinto() 0 when nothing is there, write() the
+    bytes taken). The slave side stays open here too, in raw mode, so the line neither
+    hangs up nor echoes while no client is connected; `path` is what a client opens."""
+
+    def __init__(self):
+        import fcntl
+        import tty
+
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        fl = fcntl.fcntl(self.master, fcntl.F_GETFL)
+        fcntl.fcntl(self.master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        self.path = os.ttyname(self._slave)
+
+    def readinto(self, buf):
+        try:
+            data = os.read(self.master, len(buf))
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EIO):
+                return 0
+            raise
+        buf[:len(data)] = data
+        return len(data)
+
+    def write(self, buf):
+        try:
+            return os.write(self.master, bytes(buf))
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EIO):
+                return 0
+            raise
+
+    def any(self):
+        return 0
+
+    def close(self):
+        os.close(self.master)
+        os.close(self._slave)
 
 
 class Simulation:
@@ -121,6 +179,11 @@ class Simulation:
         load = self.front if self.relay is None else Downstream(self.front, self.relay)
         hal = HostHal(self.clock, load, relay=self.relay)
         hal.radio, hal.broute_key = host_radio(args.broute)
+        if getattr(args, "mqtt", None):
+            from hosthal.tcplink import TcpLink
+
+            host, _, port = args.mqtt.rpartition(":")
+            hal.link = TcpLink(host, int(port))  # the A-route (built with a key only)
         key = None
         if not args.no_flash:
             hal.flash = FileNorFlash(args.flash, sectors=args.sectors, blank=args.fresh)
@@ -129,7 +192,21 @@ class Simulation:
                 hal.retained.power_off()  # a blank meter: nothing retained either
             key = host_key(args.key)
         self.key = key
+        self.pty = None
+        if args.console:
+            from meter.hal import BenchConsole
+            from hosthal.pins import ScriptedPowerGood
+            from hosthal.uplink import FakeUplink
+
+            self.pty = PtyPort()
+            hal.console = BenchConsole(self.pty)
+            if hal.power_good is None:  # what the console injects power failures through
+                hal.power_good = ScriptedPowerGood(1)
+            if hal.uplink is None and getattr(hal, "link", None) is None:
+                hal.uplink = FakeUplink()  # takes the Last Gasp alarm and notice
         self.meter = build_meter(hal, SimConfig(args), key=key)
+        if self.meter.aroute is not None:
+            self.meter.aroute.trace = self.print_aroute
         self.commands = CommandPort(args.commands) if args.commands else None
         self.watch = BreakerWatch()
         self.args = args
@@ -192,14 +269,27 @@ class Simulation:
             m.serve()
             print("B-route (ECHONET Lite) on %s, module %s" % (
                 a.broute, broute.STATE_NAMES[m.broute.state]))
+        if self.pty is not None:
+            print("console on %s (python tools/meter_console.py --port %s --key %s)" % (
+                self.pty.path, self.pty.path, a.key), flush=True)
         if self.commands is not None:
             print("head-end commands on %s:%d (meter id %s, wall minute %d)%s" % (
                 self.commands.address[0], self.commands.address[1], m.meter_id.decode(),
                 self.clock.wall_minute(), "" if m.commands else ": NO KEY, run with flash"),
                 flush=True)
+        if m.aroute is not None:
+            print("A-route: MQTT %s, topics %s..." % (a.mqtt, m.aroute.t_down[:-4].decode()),
+                  flush=True)
+        elif getattr(a, "mqtt", None):
+            print("A-route: off (no key: run with a flash image)", flush=True)
         while not self.stop and (limit is None or self.seconds < limit):
+            t_step = time.perf_counter_ns()
             bits = m.step()
+            m.note_step_us((time.perf_counter_ns() - t_step) // 1000)
             m.serve()
+            if m.aroute is not None:
+                self.aroute_settle()
+            m.console_poll()
             self.control_step()
             m.idle()
             if bits & REJECTED:
@@ -215,6 +305,7 @@ class Simulation:
                 while ahead > 0 and not self.stop:
                     time.sleep(min(ahead, 0.01))  # keep answering B-route requests
                     m.serve()
+                    m.console_poll()
                     if self.commands is not None:
                         self.commands.poll(m, self.print_command)
                     ahead = t0 + self.seconds * pace - time.monotonic()
@@ -222,6 +313,29 @@ class Simulation:
         if m.hal.retained is not None:
             m.hal.retained.power_off()  # and the supply is gone: RTC memory with it
         self.summary(time.monotonic() - t0)
+
+    def aroute_settle(self, limit_s=0.02):
+        """A virtual clock far ahead of real time: give the broker a few real ms while
+        messages are in flight, so the keep-alive and back-off see its answers in time."""
+        a = self.meter.aroute
+        c = a.client
+        t = time.monotonic()
+        while (c.inflight or len(c.outgoing()) or c.waiting() or a.session.state in (1, 2)) \
+                and time.monotonic() - t < limit_s:  # (a ping, a connect: the broker's turn)
+            time.sleep(0.0005)
+            self.meter.serve()
+
+    def print_aroute(self, what, stream, x, y):
+        series = ("30-min", "5-min", "1-min", "events")[stream]
+        stamp = fmt_time(self.clock.wall_minute(), self.clock.wall_second())
+        if what == "ack":
+            print("%-19s A-route: acknowledged %s %d..%d" % (stamp, series, x, x + y - 1),
+                  flush=True)
+        elif what == "backfill_start":
+            print("%-19s A-route: backfill %s starts: %d items (%d..%d)" % (
+                stamp, series, y - x, x, y - 1), flush=True)
+        elif what == "backfill_end":
+            print("%-19s A-route: backfill %s done" % (stamp, series), flush=True)
 
     def control_step(self):
         """Head-end commands waiting on the command port, then what the limiter changed."""
@@ -285,6 +399,12 @@ class Simulation:
                   "load cut off %d s" % (STATE_NAMES[lim.state], lim.active_a, lim.contract,
                                          lim.trips, self.relay.operations,
                                          m.metrology.cut_polls))
+        if m.aroute is not None:
+            ar = m.aroute
+            print("  A-route: %d connections, %d messages published, %d acknowledged, %d "
+                  "backfill, %d resent, %d commands" % (ar.connects, ar.published, ar.acked,
+                                                        ar.backfill_sent, ar.resent,
+                                                        ar.commands))
         if self.commands is not None:
             print("  head-end commands %d (unanswered %d)" % (
                 self.commands.handled, self.commands.unanswered))
@@ -320,6 +440,10 @@ def main(argv=None):
                    help="serve ECHONET Lite at HOST:PORT (default 127.0.0.2:3610), or off")
     p.add_argument("--no-relay", action="store_true",
                    help="a meter without relay (no limiter, reservations or commands)")
+    p.add_argument("--console", action="store_true",
+                   help="serve the bench console on a pseudo-terminal (prints its path)")
+    p.add_argument("--mqtt", metavar="HOST:PORT",
+                   help="connect the A-route to this MQTT broker (default off)")
     p.add_argument("--commands", metavar="HOST:PORT",
                    help="take signed head-end requests (raw or hex) on this loopback UDP port")
     args = p.parse_args(argv)

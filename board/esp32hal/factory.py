@@ -8,7 +8,8 @@
 # calls start_watchdog(), after its boot decisions), reset_kind, and sleep() for the shell
 # (main.py). A part that cannot be created is left None and its error code is appended to
 # `problems` (printed at start-up); whether a meter without its journal or key may run at
-# all is the shell's decision (bootguard.ram_only_allowed).
+# all is the shell's decision (bootguard.ram_only_allowed). link: the A-route TcpLink to the
+# MQTT broker from MQTT_HOST/MQTT_PORT/MQTT_TLS (_link), None when MQTT_HOST is unset.
 #
 # Boot order matters: the reset cause first, then RTC memory validated (rtcmem.load clears
 # it on power-on/brown-out) before the clock reads its validity flag, then the relay pad read
@@ -48,6 +49,9 @@ class BoardHal(Board):
 
             self.wdt = Watchdog(self.config.WDT_TIMEOUT_MS)
         return self.wdt
+
+    def provision(self, meter_id, key):
+        return provision(meter_id, key)
 
     def sleep(self):
         """After the Last Gasp sequence (the machine said SLEEP): one light sleep of at most
@@ -144,6 +148,73 @@ def _radio(cfg, secrets):
     raise ValueError("E_RADIO " + kind)
 
 
+def _link(cfg):
+    """The A-route link to the MQTT broker: MQTT_HOST (an IP address: the link resolves it
+    once, here, and a name would block on DNS), MQTT_PORT (default 1883, 8883 with TLS),
+    MQTT_TLS (True: TLS, the broker's certificate checked against the DER CA in the file
+    MQTT_CA, required; MQTT_SERVER_NAME for SNI and the name check). None when MQTT_HOST is
+    unset. TLS without MQTT_CA raises ValueError("E_TLS_CA"): a problem, no link."""
+    host = getattr(cfg, "MQTT_HOST", None)
+    if not host:
+        return None
+    from esp32hal.tcplink import TcpLink, tls_context
+
+    ctx = None
+    tls = getattr(cfg, "MQTT_TLS", False)
+    if tls:
+        ca = getattr(cfg, "MQTT_CA", None)
+        cadata = None
+        if ca:
+            with open(ca, "rb") as f:
+                cadata = f.read()
+        ctx = tls_context(cadata)
+    return TcpLink(host, getattr(cfg, "MQTT_PORT", 8883 if tls else 1883), ctx,
+                   server_hostname=getattr(cfg, "MQTT_SERVER_NAME", None))
+
+
+def _console(cfg, secrets):
+    """The bench console's parts (meter.hal.BenchConsole) on a board definition that turns
+    it on (CONSOLE = True: a bench build; the default is off, and then nothing can be
+    injected): a UART of its own, CONSOLE_UART_ID on PIN_CONSOLE_TX/PIN_CONSOLE_RX at
+    CONSOLE_BAUD (115200), to a USB-serial adapter on the bench. Never UART 0: that is the
+    REPL's (on the S3/C3 the REPL is on USB, but the ROM and IDF logs still use UART 0), and
+    sys.stdin would compete with the REPL for every byte. PIN_BENCH (optional, pulled up):
+    the bench jumper, read once at boot, at BENCH_LEVEL (default 0) -> bench mode. The bench
+    key comes from /secrets.json "console_bench_key" (hex). None when the console is off."""
+    if not getattr(cfg, "CONSOLE", False):
+        return None
+    uid = cfg.CONSOLE_UART_ID
+    if uid == 0:
+        raise ValueError("E_CONSOLE_UART0 (the REPL's UART)")
+    from machine import Pin
+
+    from meter.hal import BenchConsole
+    from esp32hal.uart import CONSOLE_TXBUF, EspUart
+
+    port = EspUart(uid, getattr(cfg, "CONSOLE_BAUD", 115200), cfg.PIN_CONSOLE_TX,
+                   cfg.PIN_CONSOLE_RX, txbuf=CONSOLE_TXBUF)
+    pin = getattr(cfg, "PIN_BENCH", None)
+    bench = None
+    if pin is not None:
+        bench = PowerGoodPin(pin, getattr(cfg, "BENCH_LEVEL", 0), Pin.PULL_UP)
+    return BenchConsole(port, bench, _hexkey(secrets, "console_bench_key"))
+
+
+def provision(meter_id, key):
+    """The console's provision command: /meter.id and /meter.key for the next boot (the
+    journal of a blank meter is sealed with the new key from then on). True when written."""
+    from meter.storage.keyfile import DEFAULT_PATH
+
+    try:
+        with open(METER_ID_PATH, "wb") as f:
+            f.write(meter_id)
+        with open(DEFAULT_PATH, "wb") as f:
+            f.write(key)
+    except OSError:
+        return False
+    return True
+
+
 METER_ID_PATH = "/meter.id"
 
 
@@ -206,6 +277,14 @@ def build_hal(cfg, kind=None, safe_mode=False):
         hal.problems.append("E_SECRET_MISSING " + str(e.args[0]))
     except (ImportError, OSError, ValueError) as e:
         hal.problems.append("E_RADIO " + str(e))
+    try:
+        hal.link = _link(cfg)
+    except (ImportError, OSError, ValueError) as e:
+        hal.problems.append("E_LINK " + str(e))
+    try:
+        hal.console = _console(cfg, secrets)
+    except (ImportError, OSError, ValueError, AttributeError) as e:
+        hal.problems.append("E_CONSOLE " + str(e))
     try:
         hal.key = _key()
     except Exception as e:  # KeyMissing: the meter runs, unsealed, and says so

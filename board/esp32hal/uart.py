@@ -11,6 +11,12 @@
 # The driver's ISR moves the 128-byte hardware FIFO into that buffer; it must keep running
 # while the flash is busy, i.e. sit in IRAM: CONFIG_UART_ISR_IN_IRAM=y in the board's
 # sdkconfig (else the FIFO overflows after ~11 ms at 115,200 baud, whatever rxbuf is).
+#
+# The bench console's UART (factory._console) also gets a transmit ring buffer, CONSOLE_TXBUF:
+# without one the IDF driver's write blocks until the bytes are in the 128-byte FIFO, i.e.
+# for their time on the line. The console hands at most console.WRITE_PER_POLL (128) bytes
+# to write() per 20 ms poll (6.4 KB/s, under the 11.5 KB/s of 115,200 baud), so the ring
+# never fills and write() returns at once.
 
 from micropython import const
 
@@ -21,6 +27,7 @@ from meter.hal import Uart
 BLOCK_MS = const(400)  # longest time the shell may not read (worst-case sector erase)
 _MARGIN_PCT = const(25)
 _MIN_RXBUF = const(256)  # above the 128-byte FIFO, as the IDF driver requires
+CONSOLE_TXBUF = const(1024)
 
 
 def rxbuf_for(baudrate, block_ms=BLOCK_MS):
@@ -32,12 +39,16 @@ def rxbuf_for(baudrate, block_ms=BLOCK_MS):
 
 
 class EspUart(Uart):
-    def __init__(self, uart_id, baudrate, tx, rx, rxbuf=None):
+    def __init__(self, uart_id, baudrate, tx, rx, rxbuf=None, txbuf=0):
         if rxbuf is None:
             rxbuf = rxbuf_for(baudrate)
         self.rxbuf = rxbuf
-        self._u = UART(uart_id, baudrate=baudrate, bits=8, parity=None, stop=1, tx=tx, rx=rx,
-                       rxbuf=rxbuf, timeout=0)
+        if txbuf:
+            self._u = UART(uart_id, baudrate=baudrate, bits=8, parity=None, stop=1, tx=tx,
+                           rx=rx, rxbuf=rxbuf, txbuf=txbuf, timeout=0)
+        else:
+            self._u = UART(uart_id, baudrate=baudrate, bits=8, parity=None, stop=1, tx=tx,
+                           rx=rx, rxbuf=rxbuf, timeout=0)
 
     def write(self, buf):
         return self._u.write(buf) or 0

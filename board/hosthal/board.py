@@ -11,10 +11,13 @@ class HostHal(Board):
 
     def __init__(self, clock, metrology, power_good=None, uplink=None, radio=None,
                  relay=None, flash=None, broute_key=None, meter_id=None, key=None,
-                 retained=None):
+                 retained=None, link=None, console=None):
         super().__init__(clock, metrology)
         self.power_good = power_good
         self.uplink = uplink
+        self.link = link  # hosthal.tcplink.TcpLink (A-route MQTT) or None
+        self.console = console  # meter.hal.BenchConsole (the bench console's port) or None
+        self.provisioned = None  # (meter_id, key) the console's provision command stored
         self.radio = radio
         self.relay = relay
         self.flash = flash
@@ -27,3 +30,8 @@ class HostHal(Board):
 
     def sleep(self):
         self.sleeps += 1
+
+    def provision(self, meter_id, key):
+        """Kept in memory for the next boot of this host meter (tests, the simulation)."""
+        self.provisioned = (bytes(meter_id), bytes(key))
+        return True

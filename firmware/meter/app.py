@@ -5,10 +5,12 @@
 #   step()        once a second: one metering second (sample, capture, limiter, commits,
 #                 the Last Gasp machine at 1 s pace);
 #   idle()        between seconds: background work (journal compaction, one erase at most);
-#   serve()       often (every 20 ms on the board): pending B-route frames;
+#   serve()       often (every 20 ms on the board): pending B-route frames, the A-route;
 #   power_poll()  while mains is failing: the Last Gasp machine at ms pace; returns what
 #                 the shell must do next (meter.outage.lastgasp IDLE, FAST, SLEEP);
-#   command(req)  a head-end command (A-route) -> signed response.
+#   command(req)  a head-end command (A-route) -> signed response;
+#   console_poll() often (every 20 ms on the board): the bench console (meter.console), when
+#                 built (the CONSOLE setting); bounded work, allocation-free when idle.
 # Each entry point reads the clock once into the preallocated Now and passes it down, so
 # every part of a step sees the same instant. Nothing here sleeps, blocks or imports time.
 
@@ -53,6 +55,10 @@ class Meter:
         self.lastgasp = lastgasp
         self.holdup = lastgasp.platform if lastgasp is not None else None
         self.alarms = alarms
+        self.aroute = None  # the A-route (meter.aroute.service.ARoute), also the uplink
+        self.console = None  # the bench console (meter.console.console.Console) or None
+        self.step_us = -1  # the shell's measure of the latest step() (us; -1: not measured)
+        self.step_us_max = -1  # ... and the longest since boot
         self.now = Now()
         self.mount_report = None
         self.safe_mode = False  # built by build_meter(..., safe_mode=True): no B-route/commands
@@ -96,6 +102,10 @@ class Meter:
         if self.lastgasp is not None:
             level = self.power_good.value() if self.power_good is not None else 1
             self.lastgasp.boot(now, level)
+        if self.aroute is not None:
+            self.aroute.boot(now)
+        if self.console is not None:
+            self.console.start(now)  # the bench pin held at boot: bench mode
         return self.mount_report
 
     # ---- the metering second -----------------------------------------------------------
@@ -167,11 +177,30 @@ class Meter:
             self.store.compact_step()
 
     def serve(self):
-        """Serve pending B-route frames (call often: every loop iteration, >= 1/s)."""
+        """Serve pending B-route frames and drive the A-route (call often: every loop
+        iteration, >= 1/s). Returns the B-route's count."""
         b = self.broute
-        if b is None or not self.radios:
+        a = self.aroute
+        if (b is None and a is None) or not self.radios:
             return 0
-        return b.poll(self.now.read(self.clock))
+        now = self.now.read(self.clock)
+        if a is not None:
+            a.poll(now)
+        return b.poll(now) if b is not None else 0
+
+    def console_poll(self):
+        """The bench console: timers, pending output, at most a few received lines. Returns
+        the lines handled (0 without a console)."""
+        c = self.console
+        if c is None:
+            return 0
+        return c.poll(self.now.read(self.clock))
+
+    def note_step_us(self, us):
+        """The shell's measure of one step() in us (shown by the console's heap command)."""
+        self.step_us = us
+        if us > self.step_us_max:
+            self.step_us_max = us
 
     def power_poll(self):
         """The Last Gasp machine at ms pace while mains is failing. Returns what the shell
@@ -218,6 +247,8 @@ class Meter:
     def power_down(self):
         """Orderly power-down (a shell stopping the meter): commit like the Last Gasp, then
         take the radios down."""
+        if self.aroute is not None:
+            self.aroute.power_down()  # the outbox cursors, then DISCONNECT
         if self.store is not None:
             self.store.commit_now()
         if self.broute is not None:

@@ -10,6 +10,8 @@
 #                   with a radio module slot (hal.radio)
 #   control         limiter, breaker, reservations, drill, signed commands, audit log
 #                   (needs hal.relay; commands need a key)
+#   A-route         the MQTT uplink to the head-end: outbox, pushes, alarms, commands down
+#                   (needs hal.link and a key; not in safe mode); the meter's uplink
 #   outage          the Last Gasp machine and its hold-up platform, the alarm sender
 #                   (needs a key: alarms are sealed)
 #
@@ -41,6 +43,15 @@ DEFAULTS = {
     "RESERVATION_MAX_MIN": 1440,
     "BROUTE_SERIAL": None,  # 12 ASCII bytes for ECHONET 0x8D; default: METER_ID padded
     "BROUTE_ID": None,  # 16-byte B-route ID (ECHONET 0xC0)
+    "AROUTE_KEEPALIVE_S": 60,  # MQTT keep-alive
+    "AROUTE_BACKOFF_MS": (2_000, 300_000, 60_000),  # reconnect base, cap, first-connect max
+    "AROUTE_USER": None,  # MQTT user name (bytes) or None
+    "AROUTE_PASSWORD": None,
+    # the bench console (meter.console): off in production, so no fault can be injected;
+    # on (a bench build) it needs hal.console (a UART that is not the REPL's)
+    "CONSOLE": False,
+    "CONSOLE_BENCH_S": 900,  # bench mode ends on its own this long after entry
+    "NOMINAL_V_DV": 1000,  # voltage of an injected load when the front end gives none
 }
 
 
@@ -133,13 +144,28 @@ def build_control(hal, config, core, store, meter_id, key):
                  ack_tamper=ack, tamper_pending=pending)
 
 
-def build_outage(hal, config, core, store, broute, meter_id, mac):
-    """(Last Gasp machine, alarm sender), or (None, None) without a key."""
+def build_aroute(hal, config, core, store, meter_id, mac):
+    """The A-route (meter.aroute.service.ARoute: the meter's uplink), or None on a board
+    without a link to a broker (hal.link) or without a key (nothing could be sealed)."""
+    if hal.link is None or mac is None:
+        return None
+    from meter.aroute.assembly import build_aroute as build
+
+    return build(hal, core, store, meter_id, mac, setting(config, "AROUTE_KEEPALIVE_S"),
+                 setting(config, "AROUTE_BACKOFF_MS"), setting(config, "AROUTE_USER"),
+                 setting(config, "AROUTE_PASSWORD"))
+
+
+def build_outage(hal, config, core, store, broute, meter_id, mac, uplink=None):
+    """(Last Gasp machine, alarm sender), or (None, None) without a key. uplink: the
+    A-route, else hal.uplink."""
     if mac is None:
         return None, None
     from meter.outage.assembly import build_alarms, build_outage as build
 
-    lastgasp = build(meter_id, mac, core.events, core.regs, core.metering, store, hal.uplink,
+    if uplink is None:
+        uplink = hal.uplink
+    lastgasp = build(meter_id, mac, core.events, core.regs, core.metering, store, uplink,
                      broute, setting(config, "HOLDUP_BUDGET_MS"), setting(config, "LASTGASP"))
     return lastgasp, build_alarms(meter_id, mac)
 
@@ -164,7 +190,19 @@ def build_meter(hal, config=None, key=None, safe_mode=False):
     echonet = None if safe_mode else build_echonet(hal, config, core, store, meter_id)
     broute = build_broute(hal, echonet, core.events)
     control = build_control(hal, config, core, store, meter_id, None if safe_mode else key)
-    lastgasp, alarms = build_outage(hal, config, core, store, broute, meter_id, mac)
+    aroute = None if safe_mode else build_aroute(hal, config, core, store, meter_id, mac)
+    lastgasp, alarms = build_outage(hal, config, core, store, broute, meter_id, mac, aroute)
     m = Meter(hal, meter_id, core, store, echonet, broute, control, lastgasp, alarms)
     m.safe_mode = safe_mode
+    if aroute is not None:
+        m.uplink = aroute
+        m.aroute = aroute
+        aroute.bind(m)
+    if setting(config, "CONSOLE") and hal.console is not None:
+        # the injection wrappers go between the board's parts and the runtime here, and only
+        # here: without the setting no power failure or load can be injected at all
+        from meter.console.assembly import build_console
+
+        build_console(m, hal, key, setting(config, "CONSOLE_BENCH_S"),
+                      setting(config, "MAX_POWER_W"), setting(config, "NOMINAL_V_DV"))
     return m

@@ -119,14 +119,33 @@ class Datagram:
 
 
 class Uplink:
-    """A-route transport to the head-end (MQTT in a later issue). send() hands one
-    message over and returns True when the transport accepted it."""
+    """A-route transport to the head-end: send(kind, payload) hands one sealed message
+    over (published on up/<kind>) and returns True when the transport accepted it. On a
+    board with a link and a key it is the A-route itself (meter.aroute.service.ARoute);
+    hosthal.uplink.FakeUplink records in tests."""
 
     def connected(self):
         raise NotImplementedError
 
     def send(self, topic, payload):
         raise NotImplementedError
+
+
+LINK_CLOSED = 0  # Link.status() values (plain ints: a const import and three more
+LINK_OPENING = 1  # globals would grow this module's dict, which every part imports)
+LINK_OPEN = 2
+
+
+class Link:
+    """A byte stream to the MQTT broker (the A-route): TCP, with TLS where configured.
+    Nothing blocks. The contract (methods are not declared here, to keep this module's RAM
+    small; board/esp32hal/tcplink.TcpLink implements it):
+      open()          begin a connect (then the TLS handshake, if configured)
+      status()        LINK_CLOSED / LINK_OPENING / LINK_OPEN; advances a pending connect or
+                      handshake without waiting; a failed one goes to LINK_CLOSED
+      write(buf)      bytes taken (0: would block); OSError when the link failed
+      readinto(buf)   bytes read (0: nothing now, -1: the peer closed); OSError on failure
+      close()         in any state"""
 
 
 class RetainedMemory:
@@ -145,6 +164,18 @@ class RetainedMemory:
         raise NotImplementedError
 
 
+class BenchConsole:
+    """The bench console's parts (meter.console, only with the CONSOLE setting): port, a Uart
+    that is not the REPL's; bench, an input whose value() is 1 while the bench jumper is
+    fitted (read once at boot: bench mode), or None; key, the bench key (bytes) accepted
+    besides the per-meter key for privileged commands, or None."""
+
+    def __init__(self, port, bench=None, key=None):
+        self.port = port
+        self.bench = bench
+        self.key = key
+
+
 class Board:
     """The board HAL a meter is built from (meter.assembly.build_meter): every part is an
     attribute, present on every board and None when the part is not fitted, so the core
@@ -158,6 +189,8 @@ class Board:
       radio        B-route RadioModule slot or None (meter.broute.radio.module)
       broute_key   bytes or None                 master key the radio module is checked with
       uplink       Uplink or None                A-route transport
+      link         Link or None                  byte stream to the MQTT broker (A-route)
+      collector    Datagram or None              UDP endpoint for the Last Gasp datagram
       meter_id     8 bytes or None               None: the config's METER_ID
       key          bytes or None                 per-meter secret (seals, commands, alarms)
       random       callable(n) -> n bytes        nonces (os.urandom); needed with a radio
@@ -165,8 +198,11 @@ class Board:
       retained     RetainedMemory or None        registers' running copy across resets
       reset_kind   int                           why the chip last reset (board code)
       problems     list of E_ codes              parts that could not be created
+      console      BenchConsole or None          the bench console's port, bench pin, key
     sleep() is the shell's: called when the Last Gasp machine says SLEEP, it returns when
-    power-good is high again or the hold-up runs out."""
+    power-good is high again or the hold-up runs out. provision(meter_id, key) stores a new
+    meter id and key for the next boot (the console's provision command): True when stored,
+    False on a board that cannot."""
 
     def __init__(self, clock=None, metrology=None):
         self.clock = clock
@@ -177,6 +213,8 @@ class Board:
         self.radio = None
         self.broute_key = None
         self.uplink = None
+        self.link = None
+        self.collector = None
         self.meter_id = None
         self.key = None
         self.random = None
@@ -184,6 +222,10 @@ class Board:
         self.retained = None
         self.reset_kind = 0
         self.problems = []
+        self.console = None
 
     def sleep(self):
         pass
+
+    def provision(self, meter_id, key):
+        return False

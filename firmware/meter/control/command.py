@@ -32,6 +32,12 @@
 #   STATUS   -                                                             -> status block
 #   ACK_TAMPER - (the head-end has seen the tamper evidence)              -> status block
 #   REBASE   epoch u16 (the current epoch + 1)          -> epoch u16, counter u32 (REBASE_FMT)
+#   0x20..0x29 (POLL, RANGE, EVENTS, PUSH, CLOCK, BROUTE_KEY, ALARM_FILTER, ALARM_CLEAR,
+#            LG_TEST, COLLECTOR): the A-route's (docs/aroute.md), authenticated here like
+#            every command, then executed by the extension (aroute.service.ARoute.command:
+#            extension(code, args, now) -> (audit arg, status, data)); E_UNSUPPORTED on a
+#            meter without an A-route. The extension reads the request's counter as
+#            self.counter (BROUTE_KEY unwraps its key with it).
 # Record: meter.control.reservations RECORD_FMT + digest (21 bytes).
 # Audit entry: meter.control.audit
 # ENTRY_FMT (17 bytes). Status block (10 bytes): contract u8, active limit u8, active id u16,
@@ -122,16 +128,33 @@ CMD_AUDIT = const(0x0A)
 CMD_STATUS = const(0x0B)
 CMD_ACK_TAMPER = const(0x0C)
 CMD_REBASE = const(0x0D)
+CMD_POLL = const(0x20)  # the A-route's codes (docs/aroute.md): executed by the extension
+CMD_RANGE = const(0x21)
+CMD_EVENTS = const(0x22)
+CMD_PUSH = const(0x23)
+CMD_CLOCK = const(0x24)
+CMD_BROUTE_KEY = const(0x25)
+CMD_ALARM_FILTER = const(0x26)
+CMD_ALARM_CLEAR = const(0x27)
+CMD_LG_TEST = const(0x28)
+CMD_COLLECTOR = const(0x29)
 CMD_NAMES = {CMD_CREATE: "create", CMD_CONFIRM: "confirm", CMD_CANCEL: "cancel",
              CMD_LIST: "list", CMD_READ: "read", CMD_CONTRACT: "contract",
              CMD_RESET: "reset", CMD_DRILL: "drill", CMD_REPORT: "report",
              CMD_AUDIT: "audit", CMD_STATUS: "status", CMD_ACK_TAMPER: "ack_tamper",
-             CMD_REBASE: "rebase"}
+             CMD_REBASE: "rebase", CMD_POLL: "poll", CMD_RANGE: "range",
+             CMD_EVENTS: "events", CMD_PUSH: "push", CMD_CLOCK: "clock",
+             CMD_BROUTE_KEY: "broute_key", CMD_ALARM_FILTER: "alarm_filter",
+             CMD_ALARM_CLEAR: "alarm_clear", CMD_LG_TEST: "lg_test",
+             CMD_COLLECTOR: "collector"}
 # Argument formats; the argument length must be exactly struct.calcsize of the format.
 ARG_FMT = {CMD_CREATE: ">HiiBB", CMD_CONFIRM: ">H8s", CMD_CANCEL: ">H", CMD_LIST: "",
            CMD_READ: ">H", CMD_CONTRACT: ">B", CMD_RESET: "", CMD_DRILL: ">BH",
            CMD_REPORT: "", CMD_AUDIT: ">B", CMD_STATUS: "", CMD_ACK_TAMPER: "",
-           CMD_REBASE: ">H"}
+           CMD_REBASE: ">H", CMD_POLL: "", CMD_RANGE: ">BBii", CMD_EVENTS: ">IH",
+           CMD_PUSH: ">BBHHBHB", CMD_CLOCK: ">iBB", CMD_BROUTE_KEY: ">16s",
+           CMD_ALARM_FILTER: ">I", CMD_ALARM_CLEAR: ">I", CMD_LG_TEST: "",
+           CMD_COLLECTOR: ">4sH"}
 _NEEDS_CLOCK = (CMD_CREATE, CMD_CONFIRM, CMD_CONTRACT, CMD_ACK_TAMPER)
 # A request's expiry may lie at most this far ahead (minutes): an hour covers the head-end's
 # 10-minute default, a slow A-route with retries and some clock skew, and bounds how long a
@@ -200,6 +223,7 @@ class CommandProcessor:
         self.saver = saver or NULL_SAVER
         self.ack_tamper = ack_tamper
         self.tamper_pending = tamper_pending
+        self.extension = None  # executes codes >= CMD_POLL (the A-route), or None
         self.epoch = 0  # counter epoch (REBASE); its prefix is part of every request MAC
         self.counter = 0  # counter of the last authentic request (consumed) in the epoch
         self._blob = bytearray(_COUNTER_LEN)  # the replay state being saved
@@ -311,6 +335,10 @@ class CommandProcessor:
         return CMD_REBASE, counter, epoch, status.OK, struct.pack(REBASE_FMT, epoch, 0)
 
     def _execute(self, code, args, now):
+        if code >= CMD_POLL:
+            if self.extension is None:
+                return 0, status.E_UNSUPPORTED, b""
+            return self.extension(code, args, now)
         t = self.table
         lim = self.limiter
         if code == CMD_CREATE:

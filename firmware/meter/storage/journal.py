@@ -922,6 +922,12 @@ class Journal:
             return None
         return self._pmv[_HDR:_HDR + r[2]]
 
+    def newest(self):
+        """(seq, seal) of the newest record written or mounted: seq -1 and a zero seal on a
+        blank journal; the seal (16 bytes) is a view, valid until the next append (the
+        A-route's birth message carries both, so the head-end sees a rolled-back flash)."""
+        return self._seq - 1, memoryview(self._prev)
+
     def latest(self, rtype, key=0):
         v = self.payload_view(rtype, key)
         return None if v is None else bytes(v)

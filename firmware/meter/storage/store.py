@@ -31,9 +31,11 @@
 #                          control parts (their own formats), saved through saver(kind):
 #                          KIND_LIMITER (REC_LIMITER, 0), KIND_COUNTER (REC_LIMITER, 1),
 #                          KIND_DRILL (REC_LIMITER, 2), KIND_RESERVATIONS
-#                          (REC_RESERVATIONS, 0), KIND_AUDIT (REC_AUDIT, the big-endian u32
-#                          entry seq of the blob's first 4 bytes & 0x3FFFFFFF); keep 3 keys of
-#                          REC_LIMITER and AUDIT_KEYS of REC_AUDIT.
+#                          (REC_RESERVATIONS, 0), KIND_OUTBOX (REC_OUTBOX, 0: aroute.outbox),
+#                          KIND_CONFIG (REC_CONFIG, 0: aroute.service), KIND_AUDIT
+#                          (REC_AUDIT, the big-endian u32 entry seq of the blob's first 4
+#                          bytes & 0x3FFFFFFF); keep 3 keys of REC_LIMITER and AUDIT_KEYS of
+#                          REC_AUDIT.
 # keep_map() is the retention of exactly this record set; every journal of the product and
 # of the tools is built with it (meter.storage.assembly.build_storage).
 # The RAM rings (intervals.SeriesRing: 60 minutes, 288 five-minute values, a few days of
@@ -105,7 +107,8 @@ from meter.storage import journal as _j
 from meter.storage.records import (
     REC_REGISTERS, REC_MINUTE, REC_FIVE, REC_HALF, REC_EVENT, REC_CLOCK, REC_LIMITER,
     REC_RESERVATIONS, REC_AUDIT, REC_LASTGASP, REC_TAMPER, KIND_LIMITER, KIND_RESERVATIONS,
-    KIND_COUNTER, KIND_AUDIT, KIND_DRILL, AUDIT_KEYS)
+    KIND_COUNTER, KIND_AUDIT, KIND_DRILL, AUDIT_KEYS, REC_OUTBOX, REC_CONFIG, KIND_OUTBOX,
+    KIND_CONFIG)  # REC_OUTBOX, REC_CONFIG: one key each, the journal's default
 from meter.ticks import elapsed_ms
 
 _VERSION = const(1)
@@ -179,6 +182,8 @@ _KIND_RECORD = {
     KIND_COUNTER: (REC_LIMITER, 1),
     KIND_DRILL: (REC_LIMITER, 2),
     KIND_RESERVATIONS: (REC_RESERVATIONS, 0),
+    KIND_OUTBOX: (REC_OUTBOX, 0),
+    KIND_CONFIG: (REC_CONFIG, 0),
 }
 _AUDIT_KEY_MASK = const(0x3FFF_FFFF)  # audit keys: the entry seq, kept a small int
 

@@ -1,0 +1,1 @@
+# The A-route: the meter's MQTT uplink to the head-end (docs/aroute.md).
