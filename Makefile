@@ -9,7 +9,7 @@ ARGS   ?=
 BOARD  ?= esp32_devkitc
 PORT   ?= auto
 
-.PHONY: all venv test sim bench campaign fuzz soak wearout kill slow mpy deploy table clean
+.PHONY: all venv test sim bench campaign fuzz soak wearout kill fleet headend console slow mpy deploy table clean
 
 all: test
 
@@ -54,6 +54,18 @@ kill: $(STAMP)
 	$(BIN)/python tools/kill_campaign.py $(ARGS)
 
 ## slow: the exhaustive tests deselected from make test
+## fleet: 100 simulated meters x 1 simulated day against Mosquitto and the head-end (service levels)
+fleet: $(STAMP)
+	$(BIN)/python tools/fleet.py --meters 100 --hours 24 --progress $(ARGS)
+
+## headend: the A-route head-end tool (ARGS="--broker 127.0.0.1:1883 watch", see README)
+headend: $(STAMP)
+	$(BIN)/python tools/headend_mqtt.py $(ARGS)
+
+## console: the bench console client (ARGS="--port /dev/ttyUSB0 --key meter.key accept")
+console: $(STAMP)
+	$(BIN)/python tools/meter_console.py $(ARGS)
+
 slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m slow host_tests
 

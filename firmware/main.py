@@ -21,7 +21,8 @@
 #   power      woken by the power-good edge (ThreadSafeFlag set from the pin IRQ) and by the
 #              heartbeat; polls the Last Gasp machine every FAST_MS while it asks for FAST,
 #              and light-sleeps the board in naps (hal.sleep) while it says SLEEP;
-#   B-route    serve() every SERVE_MS while a radio module slot exists;
+#   B-route    serve() every SERVE_MS while a radio module slot or an A-route link exists
+#              (the MQTT session is driven from serve(): never from the metering task);
 #   console    console_poll() every CONSOLE_MS while the bench console is built (the CONSOLE
 #              setting, board_config.CONSOLE_UART_ID: a machine.UART of its own, never the
 #              REPL's UART0/USB: sys.stdin would compete with the REPL and an open REPL is
@@ -95,7 +96,9 @@ def run():
                      on_healthy=crashes.clear)
     t_metering = sup.add("metering")
     t_power = sup.add("power")
-    t_broute = sup.add("broute") if meter.broute is not None else -1
+    # one serve task for the B-route radio and the A-route link (Meter.serve drives both)
+    serving = meter.broute is not None or meter.aroute is not None
+    t_broute = sup.add("broute") if serving else -1
     t_console = sup.add("console", False) if meter.console is not None else -1
     wdt = hal.start_watchdog()
     wake = asyncio.ThreadSafeFlag()

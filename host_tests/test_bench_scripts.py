@@ -24,7 +24,7 @@ def heap_of(path):
 
 
 @pytest.mark.parametrize("name", [
-    "mpy_journal.py", "mpy_lastgasp.py", "mpy_tick.py",
+    "mpy_journal.py", "mpy_lastgasp.py", "mpy_mqtt.py", "mpy_tick.py",
     pytest.param("mpy_ram.py", marks=pytest.mark.slow)])
 def test_a_bench_script_runs_and_prints_figures(name, mpy_dir):
     path = os.path.join(BENCH, name)

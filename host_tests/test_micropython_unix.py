@@ -20,9 +20,20 @@ def mpy_dir(tmp_path_factory):
 
 
 def scenarios():
-    """The scenarios on the host HAL (scenario_board_* run on the fake ESP32: test_board_unix)."""
+    """The scenarios on the host HAL (scenario_board_* run on the fake ESP32: test_board_unix;
+    a scenario with a "# scenario-runner: test_x.py" line needs a peer that test starts, a
+    broker, and runs there)."""
     return sorted(f for f in os.listdir(MPY_SCENARIOS)
-                  if f.startswith("scenario_") and not f.startswith("scenario_board_"))
+                  if f.startswith("scenario_") and not f.startswith("scenario_board_")
+                  and not _runner(f))
+
+
+def _runner(name):
+    with open(os.path.join(MPY_SCENARIOS, name)) as f:
+        for line in f:
+            if line.startswith("# scenario-runner:"):
+                return line.split(":", 1)[1].strip()
+    return None
 
 
 def script_heap(name):

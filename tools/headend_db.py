@@ -17,7 +17,7 @@ local standard time, the convention of the meter's wall minutes (minute m starts
 m * 60), so a value's latency is received_at - its boundary minute * 60. A simulation passes
 its virtual clock.
 
-Each Store holds one connection: a worker thread or process opens its own.
+Each HeadEndStore holds one connection: a worker thread or process opens its own.
 """
 
 import contextlib
@@ -157,11 +157,11 @@ def is_postgres(url):
 
 
 def open_store(url):
-    """A Store on SQLite (a path, or ":memory:") or PostgreSQL (a postgresql:// URL)."""
-    return Store(url)
+    """A HeadEndStore on SQLite (a path, or ":memory:") or PostgreSQL (a postgresql:// URL)."""
+    return HeadEndStore(url)
 
 
-class Store:
+class HeadEndStore:
     def __init__(self, url):
         self.url = url
         self.pg = is_postgres(url)

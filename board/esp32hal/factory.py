@@ -281,6 +281,10 @@ def build_hal(cfg, kind=None, safe_mode=False):
         hal.link = _link(cfg)
     except (ImportError, OSError, ValueError) as e:
         hal.problems.append("E_LINK " + str(e))
+    if hal.link is not None:  # the Last Gasp datagram's endpoint (socket made at first send)
+        from esp32hal.udpcollector import UdpCollector
+
+        hal.collector = UdpCollector()
     try:
         hal.console = _console(cfg, secrets)
     except (ImportError, OSError, ValueError, AttributeError) as e:

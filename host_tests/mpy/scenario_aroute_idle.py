@@ -7,6 +7,7 @@
 # allocation-free step; then every A-route command runs on the port's own struct and bytes.
 # Prints the A-route's RAM (code, objects, during backfill, idle), the heap one poll takes
 # and the longest serve() during the backfill.
+# scenario-runner: test_aroute_unix.py (it starts the broker and runs this file)
 
 import gc
 import micropython

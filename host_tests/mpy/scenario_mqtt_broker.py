@@ -4,6 +4,7 @@
 # their own topic, publish 20 QoS 1 messages, get every PUBACK and every message back once;
 # then an idle session with keep-alive 1 s runs 3.5 s under heap_lock: the real socket's
 # polls, PINGREQ and PINGRESP allocate nothing. Prints the longest poll (ms).
+# scenario-runner: test_mqtt_broker.py (it starts the broker and runs this file)
 
 import gc
 import micropython

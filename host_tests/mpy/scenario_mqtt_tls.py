@@ -5,6 +5,7 @@
 # connect takes at its peak and while the session is up (the unix port's mbedtls allocates
 # its contexts and record buffers with the C library, outside the GC heap, so this is the
 # Python side only), and the longest poll (a handshake step is CPU time inside mbedtls).
+# scenario-runner: test_mqtt_broker.py (it starts the broker and runs this file)
 
 import gc
 import os

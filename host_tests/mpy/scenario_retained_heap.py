@@ -1,6 +1,6 @@
 # The retained copy of the registers (Store.retain(), every metering second) allocates nothing
 # under the MicroPython unix port: proven with micropython.heap_lock().
-# scenario-heap: 200k (the simulated 40 KB flash array lives in the heap, next to the store's .mpy code)
+# scenario-heap: 200k (the simulated 40 KB flash array lives in the heap, with the .mpy code)
 
 import gc
 import micropython
