@@ -461,3 +461,19 @@ def test_a_report_switched_off_sends_nothing_and_its_cursor_waits():
     r.run(30)
     assert [p for _, p in r.messages(b"/up/series") if p[11] == 1]
     assert r.a.backlog(S_MINUTE) <= 30
+
+
+def test_a_fresh_meter_backfills_no_values_from_before_its_first_capture():
+    # The journal's half-hour blocks start at 00:00: the intervals of the first block before
+    # the meter's first capture were never values, so the first backfill does not send them.
+    r = Rig(start_s=DAY0_S + 8 * 3600 + 7 * 60)
+    r.run(3 * 3600)
+    r.s.go_up()
+    for _ in range(120):
+        r.run(1)
+    halves = [series(p) for _, p in r.messages(b"/up/series")]
+    halves = [d for d in halves if d[0] == 30]
+    assert halves
+    first = min(k0 for _, k0, _, _, _ in halves)
+    assert first * 30 == r.m.capture.half.stamp[r.m.capture.half.slot(first * 30)]
+    assert all(v[0] >= 0 for _, _, _, _, vals in halves for v in vals)  # no -1 sent

@@ -83,7 +83,13 @@ class Outbox:
 
             keys = self.store.journal.keys(REC_HALF)
             if keys:
-                lo = min(lo, min(keys) * (_HALF_SPAN // 30))
+                first = min(keys) * (_HALF_SPAN // 30)
+                # the oldest block's leading intervals before the meter's first capture are
+                # not values to send (a fresh meter would backfill a block of -1s)
+                hist = self.store.history
+                while first < lo and hist(first * 30) == MISSING:
+                    first += 1
+                lo = min(lo, first)
         return lo
 
     def clamp(self, s):
