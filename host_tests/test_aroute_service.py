@@ -477,3 +477,71 @@ def test_a_fresh_meter_backfills_no_values_from_before_its_first_capture():
     first = min(k0 for _, k0, _, _, _ in halves)
     assert first * 30 == r.m.capture.half.stamp[r.m.capture.half.slot(first * 30)]
     assert all(v[0] >= 0 for _, _, _, _, vals in halves for v in vals)  # no -1 sent
+
+
+def test_a_broker_redelivered_request_gets_its_response_again_not_a_replay_alarm():
+    # the meter executed a request but its PUBACK was lost with the link: the broker (a
+    # persistent session) delivers it again with DUP set at the next connection; the meter
+    # sends the same signed response again instead of answering E_REPLAY and raising
+    # TAMPER_AUTH, and executes nothing twice; a copy without DUP (someone republishing
+    # it) is still a replay
+    r = Rig()
+    r.s.go_up()
+    r.run(2)
+    he = HeadEnd(MID, KEY)
+    req = he.build(0x23, struct.pack(">BBHHBHB", 5, 1, 5, 100, 4, 20, 1),
+                   r.clock.wall_minute() + 30)
+
+    def deliver(dup):
+        n = len(r.messages(b"/up/resp"))
+        r.c.on_message(memoryview(r.a.t_down), memoryview(req), 1, dup)
+        r.run(1)
+        return [p for _, p in r.messages(b"/up/resp")[n:]]
+
+    def tamper():
+        return sum(1 for i in range(r.m.events.n)
+                   if r.m.events.code[i] & 0xFF == ev.TAMPER_AUTH)
+
+    first = deliver(0)
+    assert len(first) == 1 and he.parse(first[0], check_tag=False).status == 0
+    counter, commands, t0 = r.m.commands.counter, r.a.commands, tamper()
+    r.s.go_down()
+    r.s.go_up()
+    again = deliver(1)
+    assert again == first  # the same signed response, byte for byte
+    assert (r.m.commands.counter, r.a.commands, tamper()) == (counter, commands, t0)
+    assert r.a.redelivered == 1
+    forged = deliver(0)
+    assert len(forged) == 1 and he.parse(forged[0], check_tag=False).status != 0
+    assert tamper() == t0 + 1
+
+
+def test_alarms_and_drills_after_a_reboot_are_new_to_the_head_end(tmp_path):
+    # the head-end keeps alarms by (meter, kind, seq): the first alarm and the first LG_TEST
+    # drill after a reboot (a crash: nothing persisted since) must not reuse a seq of the
+    # boot before, or the head-end discards them as copies and the operator never sees them
+    import headend_db
+    import headend_mqtt as H
+
+    store = headend_db.open_store(str(tmp_path / "he.db"))
+    store.register(MID, KEY, 0.0)
+    lines = []
+    ing = H.Ingest(store, lambda: 0.0, lines.append)
+    flash = NorFlash(sectors=64)
+    r = Rig(flash=flash)
+    outcomes = []
+    for boot in range(2):
+        r.s.go_up()
+        r.run(2)
+        n = len(r.messages(b"/up/alarm"))
+        r.m.note(ev.TASK_FAILED, 3, boot)
+        r.run(1)
+        r.a.lg_test(r.m.now.read(r.clock))
+        sent = [p for _, p in r.messages(b"/up/alarm")][n:]
+        assert len(sent) == 2
+        topic = r.a.topics["alarm"].decode()
+        outcomes += [ing.handle(topic, p) for p in sent]
+        # a crash: the same flash, a new meter, its clock a minute on
+        r = Rig(flash=flash, clock=VirtualClock(wall_s=r.clock.wall_seconds() + 60))
+    assert outcomes == ["stored"] * 4, outcomes
+    assert sum(1 for x in lines if x.startswith("TEST ")) == 2

@@ -40,6 +40,18 @@ class Config:
         self.__dict__.update(kw)
 
 
+class CountingLoad(ConstantLoad):
+    """A constant load that totals the forward joules it delivered (what the registers owe)."""
+
+    delivered_j = 0
+
+    def poll(self, s, now_ms):
+        got = super().poll(s, now_ms)
+        if got:
+            self.delivered_j += s.e_fwd
+        return got
+
+
 class MemPort:
     """The meter's side of a serial line: `rx` holds what the host sent, `tx` what the
     meter wrote. limit: bytes write() takes per call (a slow line)."""
@@ -73,7 +85,7 @@ class Bench:
     def __init__(self, watts=0, bench_pin=0, config=None, flash=True, relay=True, radio=True,
                  key=KEY):
         self.clock = VirtualClock(wall_s=DAY0_S + 8 * 3600 + 30)
-        self.load = ConstantLoad(watts)
+        self.load = CountingLoad(watts)
         self.pg = ScriptedPowerGood(1)
         self.uplink = FakeUplink()
         self.relay = FakeRelay() if relay else None
@@ -417,6 +429,23 @@ def test_bench_mode_ends_on_its_own_and_stops_every_injection():
     assert b.meter.command_log.get(1)[6] == 0
 
 
+def test_a_console_drill_ends_with_bench_mode_and_a_head_end_drill_does_not():
+    b = Bench(watts=500, config=Config(CONSOLE_BENCH_S=60))
+    b.ask(b.signed("bench on"))
+    assert b.ask(b.signed("drill 20 3600"))[-1] == "OK"
+    b.run(2000)
+    lim = b.meter.limiter
+    assert lim.drill.running and lim.demand_a == 20
+    b.ask("bench off")
+    b.run(2000)
+    assert lim.demand_a == 0 and not lim.drill.running
+    b.ask(b.signed("bench on"))
+    assert b.ask(b.signed("drill 20 3600"))[-1] == "OK"
+    lim.drill_now(30, 3600, b.meter.now.read(b.clock))  # the head-end replaces it
+    b.run(61_000)  # bench mode times out: the head-end's drill stays
+    assert b.console.bench == 0 and lim.demand_a == 30 and lim.drill.running
+
+
 def test_the_bench_pin_held_at_boot_enters_bench_mode_and_is_audited():
     b = Bench(bench_pin=1)
     assert b.console.bench == 2
@@ -449,8 +478,8 @@ def test_the_console_never_writes_a_register_only_the_injected_load_moves_them()
     b.run(2000)
     c = b.console
     assert b.meter.regs.total_joules(FWD) == 0
-    out = b.ask(b.signed("provision CONS0002 " + "11" * 32))  # a blank meter: allowed
-    assert out[-1] == "OK" and b.hal.provisioned == (b"CONS0002", b"\x11" * 32)
+    out = b.ask(b.signed("provision CONS0002 " + "11" * 32))  # it has a key: refused
+    assert out[-1].startswith("ERROR E_PROVISIONED") and b.hal.provisioned is None
     for cmd in ("id", "clock", "regs", "inst", "ring", "intervals", "events", "audit",
                 "limiter", "drillreport", "lastgasp", "journal", "journal audit", "heap",
                 "broute", "broute probe", "bench", "stats", "help", "challenge"):
@@ -467,9 +496,94 @@ def test_the_console_never_writes_a_register_only_the_injected_load_moves_them()
     assert c.load.injected_j == 1234 * 7
     assert g.total_joules(FWD) == c.load.injected_j  # to the joule
     assert g.total_joules(REV) == g.total_joules(LAG) == g.total_joules(LEAD) == 0
-    out = b.ask(b.signed("provision CONS0003 " + "22" * 32))
-    assert out[-1].startswith("ERROR E_REGISTERS_NOT_ZERO")
-    assert b.hal.provisioned == (b"CONS0002", b"\x11" * 32)
+    out = b.ask(b.signed("provision CONS0003 " + "22" * 32, BENCH_KEY))
+    assert out[-1].startswith("ERROR E_PROVISIONED") and b.hal.provisioned is None
+
+
+def test_an_injected_power_failure_costs_no_real_energy():
+    """The real supply stays on during an injected failure: the energy the front end
+    measures while the Last Gasp machine holds metering frozen is banked and counted after
+    it, to the joule; the alarm and the notice still carry the same E0."""
+    from headend_alarms import decode_outage
+
+    b = Bench(watts=2000, bench_pin=1)
+    b.run(3000)
+    b.ask(b.signed("fail 10000"))
+    b.run(2000)
+    assert b.meter.metering.frozen  # the Last Gasp machine holds
+    b.run(14_000)
+    assert not b.meter.metering.frozen and b.meter.lastgasp.failures == 1
+    assert b.console.load.banked_j >= 2000 * 9
+    assert b.meter.regs.total_joules(FWD) == b.load.delivered_j >= 2000 * 17
+    assert b.console.load.bank == [0, 0, 0, 0]
+    msgs = [decode_outage(p, KEY) for _, p in b.uplink.sent]
+    assert msgs[0]["type"] == "last_gasp" and msgs[-1]["type"] == "restored"
+    assert msgs[0]["e0"] == msgs[-1]["e0"]
+    assert sum(b.meter.metering.rejected) == 0
+
+
+def test_a_short_injected_failure_costs_no_real_energy_either():
+    """A failure shorter than a metering second: the Last Gasp machine still holds metering
+    at the next step, after the failure ended; that step's sample is banked all the same."""
+    b = Bench(watts=3000, bench_pin=1)
+    b.run(3000)
+    for _ in range(3):
+        line = b.signed("fail 900")
+        while b._ms:  # a metering step just ran: the next one is 1000 ms away
+            b.tick()
+        b.send(line + "\n")
+        b.tick()  # the failure starts; it ends 100 ms before the next step ...
+        assert b.console.power.low
+        b.run(1000)  # ... which finds metering still held (restore_ms 200)
+        b.run(5000)
+    assert b.meter.lastgasp.failures == 3 and b.console.load.banked_j >= 3 * 3000
+    assert b.meter.regs.total_joules(FWD) == b.load.delivered_j
+    assert not b.console.power.caused and not b.console.load.banking
+
+
+def test_an_injected_load_never_gets_a_real_sample_rejected():
+    """Real 2500 W on a 3000 W meter plus an injected 1000 W would fail the plausibility
+    check: the sample is counted without the load (clipped), never rejected whole."""
+    b = Bench(watts=2500, bench_pin=1, config=Config(MAX_POWER_W=3000))
+    b.run(3000)
+    assert b.ask(b.signed("load 1000 5"))[-1] == "OK"
+    b.run(8000)
+    ld = b.console.load
+    assert ld.clipped >= 4 and sum(b.meter.metering.rejected) == 0
+    assert b.meter.regs.total_joules(FWD) == b.load.delivered_j + ld.injected_j
+    b.load.watts = 1500  # room for the load again: it is added
+    assert b.ask(b.signed("load 1000 5"))[-1] == "OK"
+    b.run(8000)
+    assert ld.injected_j >= 1000 * 4 and sum(b.meter.metering.rejected) == 0
+    assert b.meter.regs.total_joules(FWD) == b.load.delivered_j + ld.injected_j
+
+
+def test_provision_keys_a_blank_meter_whose_next_boot_is_clean():
+    """A meter without a per-meter key (RAM only: nothing sealed yet) takes an id and a key
+    up to 64 bytes, signed with the bench key; its next boot on the same flash mounts a
+    clean journal sealed with the new key. A keyed meter, even one whose registers are
+    zero, is refused: its journal is sealed with its key, a new one would make every record
+    tamper evidence (and a bench key holder could re-key a meter in service)."""
+    b = Bench(watts=0, bench_pin=1, key=None)
+    assert b.meter.store is None and b.console.auth.key_names() == ["bench"]
+    key = bytes(range(64))
+    line = b.signed("provision CONS0002 " + key.hex(), BENCH_KEY)
+    assert len(line) > 160
+    out = b.ask(line)
+    assert out[-1] == "OK" and b.hal.provisioned == (b"CONS0002", key), out
+    hal = HostHal(b.clock, b.load, power_good=b.pg, uplink=b.uplink, relay=b.relay,
+                  flash=b.hal.flash, meter_id=b"CONS0002", key=key)
+    m = build_meter(hal, Config())
+    rep = m.boot()
+    assert m.store is not None and rep.tamper == 0 and rep.corrupt == 0
+    assert not m.store.tamper_pending() and m.store.registers_valid
+    keyed = Bench(watts=0, bench_pin=1)  # a key, registers all zero: refused
+    assert not any(keyed.meter.regs.count)
+    for k in (KEY, BENCH_KEY):
+        out = keyed.ask(keyed.signed("provision CONS0009 " + "33" * 32, k))
+        assert out[-1].startswith("ERROR E_PROVISIONED"), out
+    assert keyed.hal.provisioned is None
+    assert keyed.meter.command_log.get(0)[4] == 0x46  # audited: con_provision, refused
 
 
 def test_a_relay_test_checks_the_feedback_contact():
@@ -521,6 +635,22 @@ def test_the_tool_signs_privileged_lines_and_runs_the_acceptance_test():
     assert b.console.bench == 0  # the test left bench mode
 
 
+def test_journal_audits_are_rate_limited_and_the_acceptance_test_waits_for_its_turn():
+    """`journal audit` re-verifies every record while the meter waits: anyone may ask, so
+    one per 30 s (E_BUSY between), and the acceptance test's audit step waits its turn."""
+    b = Bench(watts=600)
+    b.run(3000)
+    assert b.ask("journal audit")[-1] == "OK"
+    assert b.ask("journal audit")[-1].startswith("ERROR E_BUSY one journal audit per 30 s")
+    assert b.ask("journal")[-1] == "OK"  # the health report without the audit: any time
+    b.run(31_000)
+    assert b.ask("journal audit")[-1] == "OK"
+    from meter_console import step_journal
+
+    ok, detail = step_journal(tool(b), {"wait_s": 5.0})
+    assert ok and "records verified" in detail, detail
+
+
 def test_the_acceptance_test_reports_a_failing_step():
     b = Bench(watts=600, relay=True)
     b.relay.stuck = True
@@ -531,6 +661,36 @@ def test_the_acceptance_test_reports_a_failing_step():
     bad = [s for s in steps if not s.ok]
     assert [s.name for s in bad] == ["relay test"], out
     assert out[-1] == "result: FAIL (6/7 steps)"
+
+
+def test_the_interactive_history_never_keeps_a_provisioned_key(tmp_path, monkeypatch):
+    """History is a plain file in the technician's home: a provision line (a key in hex)
+    typed at the prompt is not written to it; everything else is."""
+    import readline
+
+    import meter_console
+
+    b = Bench(watts=0)
+    c = tool(b)
+    hist = tmp_path / "history"
+    monkeypatch.setattr(meter_console, "HISTORY", str(hist))
+    readline.clear_history()
+    typed = iter(["regs", "provision CONS0002 " + "5a" * 32, "sign provision X 00", "id"])
+
+    def fake_input(prompt):
+        try:
+            line = next(typed)
+        except StopIteration:
+            raise EOFError from None
+        readline.add_history(line)  # what input() does with readline loaded
+        return line
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    args = type("Args", (), {"port": "mem", "json": False})()
+    meter_console.interactive(c, args)
+    text = hist.read_text()
+    assert "regs" in text and "id" in text
+    assert "5a5a" not in text and "provision" not in text
 
 
 def test_without_a_key_the_tool_says_so():

@@ -17,6 +17,7 @@ import headend_db
 import headend_mqtt as H
 import headend_wire as W
 from broker import Mosquitto
+from meter.control import status as S
 from pg import pg_server, store_url  # noqa: F401  (pytest fixtures)
 from test_headend_wire import KEY, MID, doc_event, doc_resp, doc_series, doc_snap_block, topic
 
@@ -100,9 +101,10 @@ class FakeMeter:
     (as the meter's command envelope does) and answers with a signed response; a RANGE is
     answered with the series values it holds (ANSWER flag)."""
 
-    def __init__(self, host, port, mid=MID, key=KEY, held=None):
+    def __init__(self, host, port, mid=MID, key=KEY, held=None, busy=0):
         self.mid, self.key = mid, key
         self.held = held or {}  # k -> (fwd, rev) of the 30-minute series
+        self.busy = busy  # RANGE requests answered E_STATE first (an answer in progress)
         self.requests = []
         self.c = paho_client(host, port)
         self.c.on_message = self._on
@@ -122,6 +124,11 @@ class FakeMeter:
         data = b""
         if code == headend.CMD_POLL:
             data = doc_snap_block(e0=4321)
+        elif code == headend.CMD_RANGE and self.busy:
+            self.busy -= 1
+            self.c.publish(topic("resp", self.mid), doc_resp(
+                code, counter, req[-32:-24], S.E_STATE, b"", self.mid, self.key), qos=1)
+            return
         elif code == headend.CMD_RANGE:
             series, by, a, b = struct.unpack(">BBii", args)
             ks = [k for k in range(a, b + 1) if k in self.held]
@@ -148,6 +155,9 @@ def test_signed_commands_and_their_responses(broker, tmp_path):
     r = cmd.command(MID, lambda he, e: he.poll(e))
     assert r["status"] == 0 and W.decode_snap_block(r["data"])["e0"] == 4321
     assert "E0 4321" in H.describe_resp(r)
+    # `poll` then `meters` without a running watch: the answer's readings are in the row
+    row = [x for x in store.meters() if x["meter"] == MID.decode()][0]
+    assert row["e0"] == 4321 and store.table_count("snaps") == 1
     r2 = cmd.command(MID, lambda he, e: he.lg_test(e))
     assert r2["counter"] == r["counter"] + 1
     assert [(c, ok) for c, _, ok in meter.requests] == [(0x20, True), (0x28, True)]
@@ -182,6 +192,28 @@ def test_gaps_are_backfilled_by_range_reads(broker, tmp_path):
     assert res[0][0] == (510, 519) and W.parse_range(res[0][1]["data"])["served"] == 10
     assert wait_until(lambda: not H.find_gaps(store, "SIM00001", 30, 400, 539), 10)
     assert store.one("SELECT COUNT(*) FROM series_values WHERE backfill = 1")[0] == 10
+    cmd.close()
+    meter.stop()
+
+
+def test_backfill_asks_a_meter_that_sent_nothing_waits_out_a_busy_one_and_learns_what_it_lacks(
+        broker, tmp_path):
+    # nothing of the meter arrived: the whole window is missing (not "0 missing"); the
+    # meter is busy with another range read (E_STATE) and is asked again; it holds only
+    # 520..539, and its answer's first-held tells the head-end that 500..519 will never come
+    host, port = broker
+    store = headend_db.open_store(str(tmp_path / "he.db"))
+    store.register(MID, KEY, 0.0)
+    held = {k: (k * 10, 0) for k in range(520, 540)}
+    assert H.find_gaps(store, "SIM00001", 30, 500, 539) == [(500, 539)]
+    meter = FakeMeter(host, port, held=held, busy=1)
+    cmd = H.Commander(store, host, port, ingest=True)
+    res = H.backfill(cmd, "SIM00001", 30, [(500, 539)], busy_wait=0.2)
+    assert [r["status"] for _, r in res] == [0]
+    assert W.parse_range(res[0][1]["data"])["served"] == 20
+    assert wait_until(lambda: not H.find_gaps(store, "SIM00001", 30, 500, 539), 10)
+    assert store.table_count("not_held") == 20 and store.table_count("series_values") == 20
+    assert [c for c, _, ok in meter.requests] == [headend.CMD_RANGE] * 2
     cmd.close()
     meter.stop()
 
@@ -242,3 +274,15 @@ def test_cli_watch_stores_and_prints_alarms_live(broker, tmp_path):
     assert any("ALARM code 62 seq 9" in x and "BREAKER_FAULT" in x for x in out)
     assert out[-1].startswith("handled ") and sum(map(int, out[-1].split()[1:])) == 1
     assert headend_db.open_store(db).table_count("alarms") == 1
+
+
+def test_poll_answer_time_reads_as_iso_and_an_expired_request_says_why():
+    r = W.decode_resp(doc_resp(headend.CMD_POLL, 3, b"\x01" * 8, 0,
+                               doc_snap_block(minute=14_000_000, second=5)), KEY, MID)
+    # wall minute 14,000,000 since 2000-01-01 is 2026-08-14 05:20; second 5
+    assert "\n  2026-08-14T05:20:05  E0 1234" in H.describe_resp(r)
+    for st in (S.E_EXPIRED, S.E_EXPIRY_RANGE):
+        r = W.decode_resp(doc_resp(headend.CMD_POLL, 4, b"\x01" * 8, st, b""), KEY, MID)
+        text = H.describe_resp(r)
+        assert text.split("\n")[0].endswith(("expired", "expiry_range")) and \
+            "clock" in text.split("\n")[1] and "--realtime" in text

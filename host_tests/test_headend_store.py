@@ -109,6 +109,35 @@ def test_birth_rollback_detection(store_url):  # noqa: F811
     assert [x for x in store.meters() if x["meter"] == "SIM00001"][0]["rollback"] == 2
 
 
+def test_a_late_copy_of_an_old_birth_is_no_rollback(store_url):  # noqa: F811
+    # QoS 1 redelivers: a worker that dropped before its PUBACK gets the birth of connection 1
+    # again after connection 2's birth was stored; an identical copy is a duplicate, not a
+    # rolled-back flash (a rolled-back meter that reuses a (boot, conn) still raises it)
+    store, ing, lines = make(store_url)
+    first = doc_birth(boot=1, conn=1, jseq=100)
+    assert ing.handle(topic("birth"), first) == "stored"
+    assert ing.handle(topic("birth"), doc_birth(boot=1, conn=2, jseq=150)) == "stored"
+    assert ing.handle(topic("birth"), first) == "duplicate"
+    assert store.counter("rollback") == 0 and not lines
+    # a rolled-back image booting again as boot 1 conn 1, later and from an older journal
+    assert ing.handle(topic("birth"), doc_birth(boot=1, conn=1, jseq=90,
+                                                minute=14_000_100)) == "duplicate"
+    assert store.counter("rollback") == 1 and "ROLLBACK" in lines[-1]
+
+
+def test_an_authentic_response_with_malformed_data_is_rejected_and_stores_nothing(
+        store_url):  # noqa: F811
+    # a POLL response (sealed under the meter's key) whose snap block is 3 bytes: counted
+    # as rejected, nothing stored, no exception into paho's thread
+    from test_headend_wire import doc_resp
+
+    store, ing, _ = make(store_url)
+    bad = doc_resp(0x20, 5, b"\x01" * 8, 0, b"\x00\x01\x02")
+    assert ing.handle(topic("resp"), bad) == "rejected_E_LENGTH"
+    assert store.table_count("responses") == 0 and store.table_count("snaps") == 0
+    assert store.counter("rejected_E_LENGTH") == 1
+
+
 def test_unauthenticated_malformed_and_misrouted_messages_are_counted(store_url):  # noqa: F811
     store, ing, _ = make(store_url)
     good = doc_series(30, 1, [(1, 1)])
@@ -143,7 +172,8 @@ def test_gaps_and_csv_export(store_url):  # noqa: F811
     assert store.gaps(MID, 5, 100, 110) == [(102, 103), (105, 105), (107, 107),
                                             (109, 110)]
     assert H.find_gaps(store, "SIM00001", 5, 90, 108) == [(102, 103), (105, 105), (107, 107)]
-    assert H.find_gaps(store, "SIM00002", 5, 90, 108) == []
+    # a meter of which nothing arrived misses the whole window (a RANGE read is due)
+    assert H.find_gaps(store, "SIM00002", 5, 90, 108) == [(90, 108)]
     f = io.StringIO()
     assert H.export_csv(store, "SIM00001", 5, f) == 4
     rows = list(csv.reader(io.StringIO(f.getvalue())))
@@ -227,3 +257,59 @@ def test_cli_register_meters_counters_gaps_and_export(store_url, tmp_path):  # n
     out.clear()
     assert H.main(db + ["counters"], out.append) == 0
     assert any(x.startswith("values_new") and x.endswith(" 4") for x in out)
+
+
+def test_pgserver_by_hand_stops_and_removes_its_server_on_sigterm():
+    # `python tools/pgserver.py` (README): killed with SIGTERM it stops PostgreSQL and
+    # removes its data directory, as on Ctrl-C (no orphan server holding the port)
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from paths import ROOT
+
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "pgserver.py")],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.search(r"postgresql://\S+@127\.0\.0\.1:(\d+)/", line)
+        assert m, line
+        port = int(m.group(1))
+        socket.create_connection(("127.0.0.1", port), 5).close()
+        servers = []  # (pid, data dir): runuser and the postgres serving this port
+        for pid in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if "port=%d" % port in argv and "-D" in argv:
+                servers.append((int(pid), argv[argv.index("-D") + 1]))
+        assert servers and len({d for _, d in servers}) == 1, servers
+        data = servers[0][1]
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0
+
+        def alive(pid):
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 15  # the postmaster's last children exiting
+        while any(alive(pid) for pid, _ in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid, _ in servers), servers
+        assert not os.path.exists(data)
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)  # its own stop path, not an orphan server
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()

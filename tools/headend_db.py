@@ -325,6 +325,10 @@ class HeadEndStore:
         one seen before for this meter, or equal with another seal."""
         m = _mid(meter)
         seal = bytes(b["journal_seal"]).hex()
+        same = self.rows("SELECT journal_seq, journal_seal, minute, second FROM births WHERE "
+                         "meter = ? AND boot = ? AND conn = ?", (m, b["boot"], b["conn"]))
+        if same and tuple(same[0]) == (b["journal_seq"], seal, b["minute"], b["second"]):
+            return False, False  # a copy of a stored birth (QoS 1 redelivery, a replay)
         seen = self.rows("SELECT journal_seq, journal_seal FROM births WHERE meter = ? AND "
                          "journal_seq >= ? AND NOT (boot = ? AND conn = ?)",
                          (m, b["journal_seq"], b["boot"], b["conn"]))

@@ -52,6 +52,7 @@ from meter.events import NAMES as EVENT_NAMES  # noqa: E402
 
 EPOCH_2000_UTC = 946684800
 DEFAULT_GROUP = "headend"
+EXPIRY_MIN = 10  # a request's expiry: minutes after the head-end clock
 UNIT_KWH = {0x00: "1", 0x01: "0.1", 0x02: "0.01", 0x03: "0.001", 0x04: "0.0001",
             0x0A: "10", 0x0B: "100", 0x0C: "1000", 0x0D: "10000"}  # ECHONET E1 codes
 
@@ -64,6 +65,12 @@ def host_clock():
 def iso_minute(minute):
     """A wall minute as ISO text (local standard time)."""
     return (datetime.datetime(2000, 1, 1) + datetime.timedelta(minutes=minute)).isoformat()
+
+
+def iso_second(minute, second):
+    """A wall minute and second as ISO text (local standard time)."""
+    return (datetime.datetime(2000, 1, 1) + datetime.timedelta(minutes=minute,
+                                                               seconds=second)).isoformat()
 
 
 def parse_broker(text):
@@ -117,12 +124,15 @@ class Ingest:
             return self._reject(mid, e.code)
         except (struct.error, ValueError, IndexError):
             return self._reject(mid, "E_LENGTH")
-        with self.store.batch():
-            new = getattr(self, "_" + kind)(mid, msg, now)
-            self.store.contact(mid, kind, now, offline=(kind == "will"))
-            outcome = "stored" if new else "duplicate"
-            self.store.count(outcome)
-            self.store.count("msg_" + kind, 1, mid.decode())
+        try:
+            with self.store.batch():  # rolled back when the data inside is malformed
+                new = getattr(self, "_" + kind)(mid, msg, now)
+                self.store.contact(mid, kind, now, offline=(kind == "will"))
+                outcome = "stored" if new else "duplicate"
+                self.store.count(outcome)
+                self.store.count("msg_" + kind, 1, mid.decode())
+        except W.WireError as e:  # e.g. a POLL response whose snap block is short
+            return self._reject(mid, e.code)
         return outcome
 
     def _reject(self, mid, code):
@@ -191,13 +201,7 @@ class Ingest:
         return new
 
     def _resp(self, mid, m, now):
-        new = self.store.add_response(mid, m, now)
-        if new and m["status"] == S.OK:
-            if m["code"] == headend.CMD_POLL:
-                self.store.add_snap(mid, W.decode_snap_block(m["data"]), now)
-            elif m["code"] in (headend.CMD_ALARM_FILTER, headend.CMD_ALARM_CLEAR):
-                self.store.set_alarm_register(mid, W.parse_filter(m["data"])["register"])
-        return new
+        return store_response(self.store, mid, m, now)
 
     def _snap(self, mid, m, now):
         return self.store.add_snap(mid, m, now)
@@ -206,6 +210,18 @@ class Ingest:
         self._say("%s offline? (the broker lost its session)" % mid.decode())
         self.store.count("wills")
         return True
+
+
+def store_response(store, mid, m, now):
+    """A verified response into the store; a POLL's snapshot and an alarm register answer
+    also update the meter's row (`meters`). Returns True when it was new."""
+    new = store.add_response(mid, m, now)
+    if new and m["status"] == S.OK:
+        if m["code"] == headend.CMD_POLL:
+            store.add_snap(mid, W.decode_snap_block(m["data"]), now)
+        elif m["code"] in (headend.CMD_ALARM_FILTER, headend.CMD_ALARM_CLEAR):
+            store.set_alarm_register(mid, W.parse_filter(m["data"])["register"])
+    return new
 
 
 def _detail(m):
@@ -301,7 +317,7 @@ class Commander:
     ingest=True also stores what else the meter sends meanwhile (range-read answers) through
     an Ingest, for use without a running `watch`."""
 
-    def __init__(self, store, host, port, clock=host_clock, expiry_min=10, ingest=False,
+    def __init__(self, store, host, port, clock=host_clock, expiry_min=EXPIRY_MIN, ingest=False,
                  out=None):
         self.store = store
         self.clock = clock
@@ -395,7 +411,7 @@ class Commander:
             r = self._results.get((p.meter, p.counter, p.tag))
         if r is not None:
             if self.ingest is None:
-                self.store.add_response(p.meter, r, self.clock())
+                store_response(self.store, p.meter, r, self.clock())
         return r
 
     def wait(self, p, timeout=10):
@@ -425,6 +441,10 @@ def describe_resp(r):
     """One or more lines for a verified response dict."""
     resp = headend.Response(r["code"], b"", r["counter"], r["tag"], r["status"], r["data"])
     line = headend.describe(resp)
+    if r["status"] in (S.E_EXPIRED, S.E_EXPIRY_RANGE):
+        return line + "\n  the meter's clock is not the head-end's (requests expire %d min " \
+            "after the head-end clock): a simulated meter on an accelerated clock takes " \
+            "commands when run with --realtime" % EXPIRY_MIN
     if r["status"] != S.OK or r["code"] not in headend.AROUTE_NAMES:
         return line
     line = line.split("\n")[0]
@@ -433,7 +453,7 @@ def describe_resp(r):
         s = W.decode_snap_block(d)
         return line + ("\n  %s  E0 %d  E3 %d  %d W  %.1f V  R %d mA  T %d mA  contract %d A "
                        "limit %d A  breaker %d  alarms %#x" % (
-                           iso_minute(s["minute"]) + ":%02d" % s["second"], s["e0"], s["e3"],
+                           iso_second(s["minute"], s["second"]), s["e0"], s["e3"],
                            s["power_w"], s["voltage_dv"] / 10, s["current_r_ma"],
                            s["current_t_ma"], s["contract_a"], s["limit_a"], s["breaker"],
                            s["alarm_register"]))
@@ -475,25 +495,43 @@ def window(clock, series, hours, until_min=None):
 
 def find_gaps(store, meter, series, k_from, k_to, clamp=True):
     """Missing ranges of one meter's series in the window; with clamp, the window starts at
-    the first value stored (before it the meter had nothing to send)."""
+    the first value stored or reported not held (before it the meter had nothing to send).
+    Of a meter with nothing of the series stored the whole window is missing: a RANGE read
+    (backfill) brings what it holds and its first-held marks the rest not held."""
     if clamp:
-        first = store.one("SELECT MIN(k) FROM series_values WHERE meter = ? AND series = ?",
-                          (meter, series))[0]
-        if first is None:
-            return []
-        k_from = max(k_from, first)
+        first = [store.one("SELECT MIN(k) FROM %s WHERE meter = ? AND series = ?" % t,
+                           (meter, series))[0] for t in ("series_values", "not_held")]
+        first = [k for k in first if k is not None]
+        if first:
+            k_from = max(k_from, min(first))
     return store.gaps(meter, series, k_from, k_to) if k_from <= k_to else []
 
 
-def backfill(commander, meter, series, ranges, timeout=10, per_request=24 * 8):
-    """RANGE requests (by interval number) for each missing range; returns the responses."""
+def backfill(commander, meter, series, ranges, timeout=10, per_request=24 * 8, busy_tries=30,
+             busy_wait=2.0):
+    """RANGE requests (by interval number) for each missing range; returns the responses.
+    A meter serves one range read at a time: E_STATE (its previous answer still going out,
+    at most 2 messages a second) is asked again after busy_wait s, up to busy_tries times.
+    What the response says lies before the meter's first held item is stored as not held
+    (it will never come: gaps no longer lists it)."""
     out = []
+    mid = meter.decode() if isinstance(meter, bytes) else meter
     for a, b in ranges:
         while a <= b:
             hi = min(b, a + per_request - 1)
-            r = commander.command(meter, lambda he, e, a=a, hi=hi: he.range_read(
-                series, headend.RANGE_BY_NUMBER, a, hi, e), timeout)
+            for _ in range(busy_tries):
+                r = commander.command(meter, lambda he, e, a=a, hi=hi: he.range_read(
+                    series, headend.RANGE_BY_NUMBER, a, hi, e), timeout)
+                if r is None or r["status"] != S.E_STATE:
+                    break
+                time.sleep(busy_wait)
             out.append(((a, hi), r))
+            if r is not None and r["status"] == S.OK:
+                first = W.parse_range(r["data"])["first_held"]
+                now = commander.clock()
+                with commander.store.batch():
+                    for k in range(a, min(hi, first - 1) + 1):
+                        commander.store.add_not_held(mid, series, k, now)
             a = hi + 1
     return out
 

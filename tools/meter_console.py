@@ -331,7 +331,15 @@ def step_relay(c, opts):
 
 
 def step_journal(c, opts):
-    j = c.call("journal audit")
+    deadline = time.monotonic() + opts["wait_s"] + 30.0
+    while True:  # the meter runs one audit per 30 s (it blocks the meter while it runs)
+        try:
+            j = c.call("journal audit")
+            break
+        except ConsoleError as e:
+            if e.args[0] != "E_BUSY" or time.monotonic() > deadline:
+                raise
+            c.pause(1.0)
     rec = dict(zip(j["report_fields"], j["audit"]))
     ok = j["audit_ok"] and rec["tamper"] == 0
     return ok, "%d records verified, %d corrupt, %d tamper, %d free slots, %d erases" % (
@@ -428,6 +436,23 @@ def accept_opts(args):
             "set_clock": args.set_clock}
 
 
+def secret_line(line):
+    """True for a line that carries a key (provision <id> <keyhex>): kept out of history."""
+    words = line.split()
+    if words and words[0] == "sign":
+        words = words[1:]
+    return bool(words) and words[0].lower() == "provision"
+
+
+def forget_secret(readline, line):
+    """Drop a line that carries a key from readline's history (written to HISTORY at exit)."""
+    if readline is None or not secret_line(line):
+        return
+    n = readline.get_current_history_length()
+    if n > 0:
+        readline.remove_history_item(n - 1)
+
+
 def interactive(client, args):
     try:
         import readline
@@ -456,6 +481,7 @@ def interactive(client, args):
             except EOFError:
                 print()
                 break
+            forget_secret(readline, line)
             if line.strip() in ("quit", "exit"):
                 break
             if line.strip() == "help":

@@ -15,6 +15,7 @@ an unprivileged user (`postgres` if it exists, else `nobody`) and every binary r
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -119,7 +120,7 @@ class PgServer:
     def __enter__(self):
         try:
             return self.start()
-        except Exception:
+        except BaseException:  # also Ctrl-C or SIGTERM in the middle of the start
             self.stop()
             raise
 
@@ -127,16 +128,22 @@ class PgServer:
         self.stop()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    # a SIGTERM (kill, a supervisor) stops and removes the server as Ctrl-C does
+    signal.signal(signal.SIGTERM, _interrupt)
     t = time.monotonic()
-    with PgServer() as pg:
-        print("PostgreSQL up in %.1f s: %s (Ctrl-C stops and removes it)"
-              % (time.monotonic() - t, pg.url), flush=True)
-        try:
+    try:
+        with PgServer() as pg:
+            print("PostgreSQL up in %.1f s: %s (Ctrl-C stops and removes it)"
+                  % (time.monotonic() - t, pg.url), flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -280,6 +280,10 @@ class Simulation:
         if m.aroute is not None:
             print("A-route: MQTT %s, topics %s..." % (a.mqtt, m.aroute.t_down[:-4].decode()),
                   flush=True)
+            if not a.realtime:  # a request's expiry is on the head-end's (wall) clock
+                print("A-route: the simulated clock is not the wall clock, and head-end "
+                      "commands (tools/headend_mqtt.py) expire on the wall clock: run with "
+                      "--realtime to send them", flush=True)
         elif getattr(a, "mqtt", None):
             print("A-route: off (no key: run with a flash image)", flush=True)
         while not self.stop and (limit is None or self.seconds < limit):

@@ -63,6 +63,23 @@ def run(bench_pin):
         micropython.heap_unlock()
     assert n == 0 and port.reads >= 3000, (n, port.reads)
     assert meter.console.bench == (2 if bench_pin else 0)
+    # the metering step through the wrapper with a load injected, then handing banked
+    # energy (an injected failure's) back to the registers: allocation-free as well
+    ld = meter.console.load
+    ld.start(1000, meter.now.ms)
+    ld.bank[0] = 50_000
+    ld._owed = True
+    j0 = meter.regs.total_joules(0)
+    micropython.heap_lock()
+    try:
+        for _ in range(5):
+            meter.step()
+            clock.advance(1000)
+    finally:
+        micropython.heap_unlock()
+    ld.stop()
+    assert ld.injected_j >= 4000 and ld.bank[0] < 50_000, (ld.injected_j, ld.bank)
+    assert meter.regs.total_joules(0) - j0 >= 5 * 1500 + 4000, meter.regs.total_joules(0)
     return port
 
 

@@ -8,7 +8,8 @@
 #      mark PUBACKs and copy downlink requests into preallocated slots);
 #   2. after a CONNACK: subscribe to down, publish the birth, set the lanes (below);
 #   3. downlink requests: the command envelope (meter.control.command; codes 0x20.. are
-#      executed by command()), the signed response queued for up/resp;
+#      executed by command()), the signed response queued for up/resp (a broker's
+#      redelivery, DUP, of the request handled last gets that response again);
 #   4. the alarm register scans new events (alarmreg), alarming at once what passes;
 #   5. while up: resends of unacknowledged messages (per-report back-off and retries;
 #      retries spent: the session is dropped and everything resent from the cursors),
@@ -58,6 +59,7 @@ _CFG_VERSION = const(1)
 _CFG_LEN = const(66)
 _GASP_TYPE = const(0x01)  # meter.outage.wire MSG_LAST_GASP
 _GASP_REPEAT = const(19)  # its repeat index offset
+_BOOT_SEQ_MASK = const(0x3FFF)  # boot count bits in alarm seqs (x 65536: a small int)
 # A-route command codes (meter.control.command CMD_POLL ..)
 _POLL = const(0x20)
 _RANGE = const(0x21)
@@ -128,7 +130,10 @@ class ARoute(Uplink):
         # downlink requests and responses
         self._req = [bytearray(DOWN_MAX) for _ in range(REQ_SLOTS)]
         self._req_len = [0] * REQ_SLOTS
+        self._req_dup = bytearray(REQ_SLOTS)  # the broker's DUP flag of each request
         self._nreq = 0
+        self._last_req = None  # the request handled last and its response: a broker's
+        self._last_resp = None  # redelivery (DUP) of it gets the response again
         self._resp = []
         # range-read answer in progress: stream (-1: none), next item, end
         self.a_stream = -1
@@ -162,6 +167,7 @@ class ARoute(Uplink):
         self.commands = 0
         self.refused_commands = 0  # requests on a meter without a command processor
         self.resp_lost = 0  # responses dropped: RESP_SLOTS were waiting for the client
+        self.redelivered = 0  # broker redeliveries of the last request, answered again
         self.udp_sent = 0
         self.udp_failed = 0
         session.on_up = self._on_up
@@ -196,6 +202,14 @@ class ARoute(Uplink):
             self.save_config()
         self.box.boots += 1
         self._save_outbox(now.ms)
+        # alarm and drill seqs of this boot: boot count x 65536 + n, so that the first ones
+        # after a reboot (a crash persisted none of the boot before) are never taken for
+        # copies by the head-end, which keeps alarms by (meter, kind, seq)
+        base = (self.box.boots & _BOOT_SEQ_MASK) << 16
+        self._lg_seq = base
+        m = self.meter
+        if m is not None and m.alarms is not None:
+            m.alarms.seq = base
 
     # ---- Uplink (meter.hal) ---------------------------------------------------------------
 
@@ -398,20 +412,32 @@ class ARoute(Uplink):
         k = self._nreq
         self._req[k][:len(payload)] = payload
         self._req_len[k] = len(payload)
+        self._req_dup[k] = dup
         self._nreq = k + 1
 
     def _request(self, now):
         req = bytes(memoryview(self._req[0])[:self._req_len[0]])
+        dup = self._req_dup[0]
         if self._nreq > 1:
             self._req[0][:self._req_len[1]] = self._req[1][:self._req_len[1]]
             self._req_len[0] = self._req_len[1]
+            self._req_dup[0] = self._req_dup[1]
         self._nreq -= 1
         m = self.meter
         if m is None or m.commands is None:
             self.refused_commands += 1
             return
-        self.commands += 1
-        resp = m.command(req)
+        if dup and req == self._last_req:
+            # the broker redelivers (a persistent session) what the meter took but whose
+            # PUBACK the link lost: the same response again, nothing executed, no E_REPLAY
+            # (a copy without DUP is someone else's and goes to the command processor)
+            self.redelivered += 1
+            resp = self._last_resp
+        else:
+            self.commands += 1
+            resp = m.command(req)
+            self._last_req = req
+            self._last_resp = resp
         if len(self._resp) < RESP_SLOTS:
             self._resp.append(resp)
         else:
@@ -542,18 +568,13 @@ class ARoute(Uplink):
 
     def lg_test(self, now):
         """LG_TEST: a Last Gasp alarm with F_TEST, sent at once (session and collector);
-        its seq is the Last Gasp machine's next one. Returns the seq."""
+        its seq is the drills' own (boot count x 65536 + drills this boot). Returns it."""
         from meter.outage.wire import F_CLOCK_VALID, LastGaspAlarm
 
         if self._lg_test is None:
             self._lg_test = LastGaspAlarm(self.meter_id, self.mac)
-        lg = self.meter.lastgasp if self.meter is not None else None
-        if lg is not None:
-            seq = lg.seq
-            lg.seq += 1
-        else:
-            seq = self._lg_seq
-            self._lg_seq += 1
+        seq = self._lg_seq  # the drills' own seqs (boot count x 65536 + n: see boot())
+        self._lg_seq += 1
         r = self.regs
         from meter.metering.registers import FWD, REV
 

@@ -21,7 +21,7 @@ def build_console(meter, hal, key, bench_s=BENCH_S, max_power_w=40_000, nominal_
     if meter.power_good is not None:
         power = InjectedPowerGood(meter.power_good)
         meter.power_good = power
-    load = InjectedLoad(meter.metrology, nominal_v_dv)
+    load = InjectedLoad(meter.metrology, nominal_v_dv, meter.metering, power)
     meter.metrology = load
     auth = ConsoleAuth(meter.meter_id, key, parts.key, hal.random)
     c = Console(meter, parts.port, auth, power, load, parts.bench, bench_s, max_power_w)

@@ -43,6 +43,7 @@ class ConsoleAuth:
     def __init__(self, meter_id, meter_key, bench_key, random):
         self.meter_id = bytes(meter_id)
         self._keys = []
+        self.meter_keyed = bool(meter_key)  # the meter has its per-meter key
         if meter_key:
             self._keys.append((KEY_METER, mac.Hmac(meter_key)))
         if bench_key:

@@ -17,6 +17,7 @@ from meter import events as ev
 from meter.control import status
 from meter.errors import SettingError, code as error_code
 from meter.metering.registers import FWD, REV, LAG, LEAD
+from meter.ticks import elapsed_ms
 
 READ = const(0)
 PRIV = const(1)  # needs authentication (a challenge-response) and is audited
@@ -38,6 +39,7 @@ AUDIT_NAMES = {AUDIT_BENCH: "con_bench", AUDIT_FAIL: "con_fail", AUDIT_LOAD: "co
 FAIL_MIN_MS = const(1)
 FAIL_MAX_MS = const(600_000)  # 10 minutes: a long power failure (LONG_POWER_FAIL) fits
 LOAD_MAX_S = const(3600)
+AUDIT_GAP_MS = const(30_000)  # `journal audit` blocks the shell while it runs: one per 30 s
 R_CONSOLE = const(7)  # BREAKER_OPEN/CLOSE reason: a bench relay test (limiter R_* are 1..6)
 _ECHONET_GET_E0 = b"\x10\x81\x00\x01\x05\xff\x01\x02\x88\x01\x62\x01\xe0\x00"
 
@@ -256,7 +258,15 @@ def c_journal(c, args, now, r):
     if st is None:
         return r.fail("E_NO_STORAGE", "RAM only: no journal")
     if args and args[0] == "audit":
-        rep = m.audit()  # re-reads every record: ~ms per record on a board
+        # re-reads and re-seals every record: ~ms per record on a board, the meter's other
+        # tasks wait meanwhile; anyone at the bench may ask, so at most one per AUDIT_GAP_MS
+        if c.audit_ms is not None:
+            el = elapsed_ms(now.ms, c.audit_ms)
+            if 0 <= el < AUDIT_GAP_MS:
+                return r.fail("E_BUSY", "one journal audit per %d s: retry in %d s" % (
+                    AUDIT_GAP_MS // 1000, (AUDIT_GAP_MS - el + 999) // 1000))
+        c.audit_ms = now.ms
+        rep = m.audit()
         c.last_audit = rep
     elif args:
         return r.fail("E_ARGS", "journal [audit]")
@@ -441,6 +451,7 @@ def p_drill(c, args, now, r):
     if st != status.OK:
         r.fail("E_" + status.NAMES[st].upper(), "allowed limits %s" % (lim.allowed,))
         return st, a
+    c.drill_end = lim.demand_end_ms  # ended with bench mode if still running then
     r.add("limit_a", a).add("seconds", s)
     return status.OK, a
 
@@ -473,6 +484,12 @@ def p_provision(c, args, now, r):
     if len(mid) != 8 or not 16 <= len(key) <= 64:
         r.fail("E_ARGS", "meter id of 8 characters, key of 16..64 bytes in hex")
         return status.E_RANGE, 0
+    if m.store is not None or c.auth.meter_keyed or m.hal.key:
+        # the journal (and every alarm and command) is sealed with the key the meter has: a
+        # new key would turn every record into tamper evidence at the next boot, and a bench
+        # key must not re-key a meter in service
+        r.fail("E_PROVISIONED", "this meter has a per-meter key: provision blank meters only")
+        return status.E_STATE, len(key)
     g = m.regs
     if any(g.count) or any(g.rem_dwh) or any(g.rem_j):
         r.fail("E_REGISTERS_NOT_ZERO", "provision a blank meter only: its seals use the key")

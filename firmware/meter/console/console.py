@@ -19,12 +19,13 @@
 # Bench mode is entered by the bench pin held at boot (hal.console.bench) or by a signed
 # `bench on`; it ends on its own BENCH_S after entry (CONSOLE_BENCH_S), by `bench off`, and
 # on its end every injection stops (the power-good level returns, the load stops, a relay
-# the console opened closes again). Privileged commands (commands.PRIV) need a challenge-
-# response (meter.console.auth); those marked BENCH need bench mode as well. Each privileged
-# line is an entry in the command audit log (meter.control.audit, codes commands.AUDIT_*,
-# counter = the challenge number): authentic ones always persisted, refusals at most
-# AUDIT_REFUSALS per AUDIT_WINDOW_MS (the rest in RAM, counted unsaved), so a flood cannot
-# wear the flash; a failed MAC also stamps TAMPER_AUTH (as remote commands do).
+# the console opened closes again, the drill on demand it started ends). Privileged
+# commands (commands.PRIV) need a challenge-response (meter.console.auth); those marked
+# BENCH need bench mode as well. Each privileged line is an entry in the command audit log
+# (meter.control.audit, codes commands.AUDIT_*, counter = the challenge number): authentic
+# ones always persisted, refusals at most AUDIT_REFUSALS per AUDIT_WINDOW_MS (the rest in
+# RAM, counted unsaved), so a flood cannot wear the flash; a failed MAC also stamps
+# TAMPER_AUTH (as remote commands do).
 
 from micropython import const
 
@@ -112,6 +113,8 @@ class Console:
         self.relay_open_sensed = None
         self.relay_close_sensed = None
         self.last_audit = None  # the journal Report of the latest `journal audit`
+        self.audit_ms = None  # when it ran (ms): audits are rate limited
+        self.drill_end = None  # the limiter's demand_end_ms of the drill the console started
 
     # ---- entry points ----------------------------------------------------------------
 
@@ -335,6 +338,10 @@ class Console:
             self.power.end()
         self.stop_load()
         lim = self.meter.limiter
+        if lim is not None and self.drill_end is not None:
+            if lim.demand_a and lim.demand_end_ms == self.drill_end:
+                lim.demand_a = 0  # the console's drill on demand ends with bench mode
+            self.drill_end = None
         if lim is not None and (self.relay_held_open or self.relay_phase != _R_IDLE):
             if self.relay_phase != _R_IDLE:
                 self.relay_result = "aborted"
@@ -447,6 +454,9 @@ class Console:
         ld = self.load
         r.add("load_w", ld.w if ld is not None else 0)
         r.add("injected_j", ld.injected_j if ld is not None else 0)
+        r.add("load_clipped", ld.clipped if ld is not None else 0)
+        r.add("banked_j", ld.banked_j if ld is not None else 0)
+        r.add("bank_owed_j", ld.bank[0] if ld is not None else 0)
         self.relay_report(r)
 
     def relay_report(self, r):

@@ -9,7 +9,7 @@
 
 from micropython import const
 
-LINE_MAX = const(160)  # bytes per line (the longest command: provision with a 64-byte key)
+LINE_MAX = const(224)  # bytes per line: the longest, provision with a 64-byte key, is 216
 # feed() results
 NEED_MORE = const(-1)  # every byte was consumed, no line ended
 # line status (after feed() returned an index)
