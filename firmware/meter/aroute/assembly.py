@@ -23,9 +23,9 @@ def build_aroute(hal, core, store, meter_id, mac, keepalive_s=60, backoff=(2_000
     key's meter.mac.Hmac). store: Store or None (then nothing the A-route keeps survives a
     reset). Call bind(meter) once the meter is built and boot(now) after its restore."""
     base = wire.topic_base(meter_id)
-    enc_will = bytes((wire.VERSION, wire.T_WILL)) + bytes(meter_id)
     client = Client(bytes(meter_id), keepalive_s=keepalive_s, clean=False,
-                    will=(base + b"up/will", enc_will, 1), username=user, password=password)
+                    will=(base + b"up/will", wire.will_payload(meter_id), 1), username=user,
+                    password=password)
     b = Backoff(hal.random, base_ms=backoff[0], cap_ms=backoff[1], first_max_ms=backoff[2])
     session = Session(hal.link, client, b, hal.clock.ticks_ms())
     saver = store.saver(KIND_OUTBOX) if store is not None else NULL_SAVER

@@ -80,8 +80,7 @@ class Encoder:
         self.sealed = 0  # messages sealed (count)
 
     def will(self):
-        """The broker's Will payload (not authenticated): 0xA1 0x2F + meter id."""
-        return bytes((VERSION, T_WILL)) + self.meter_id
+        return will_payload(self.meter_id)
 
     def _head(self, typ, flags):
         struct.pack_into(_HEAD_FMT, self.buf, 0, VERSION, typ, self.meter_id, flags)
@@ -149,6 +148,11 @@ def series_len(n, cols):
 
 def event_len(n):
     return EVENT_HEAD + EVENT_ENTRY * n
+
+
+def will_payload(meter_id):
+    """The broker's Will payload (not authenticated): 0xA1 0x2F + meter id."""
+    return bytes((VERSION, T_WILL)) + bytes(meter_id)
 
 
 def shard(meter_id):
