@@ -21,6 +21,7 @@ from meter import events as ev
 from meter.aroute import alarmreg, wire
 from meter.aroute.outbox import S_EVENTS, S_FIVE, S_HALF, S_MINUTE
 from meter.aroute.service import ARoute, BF_WINDOW
+from meter.control import status
 from meter.assembly import build_meter
 from meter.storage.persist import NULL_SAVER
 from meter.storage.records import KIND_CONFIG, KIND_OUTBOX
@@ -514,6 +515,52 @@ def test_a_broker_redelivered_request_gets_its_response_again_not_a_replay_alarm
     forged = deliver(0)
     assert len(forged) == 1 and he.parse(forged[0], check_tag=False).status != 0
     assert tamper() == t0 + 1
+
+
+def test_a_redelivery_after_a_reboot_is_redelivered_not_a_replay_alarm():
+    # the meter executed a request, then rebooted before its PUBACK left (the response
+    # cache is RAM only): the broker's DUP copy is answered E_REDELIVERED, audited, with no
+    # TAMPER_AUTH and nothing run again; a DUP copy of an older request is still E_REPLAY
+    flash = NorFlash(sectors=64)
+    r = Rig(flash=flash)
+    r.s.go_up()
+    r.run(2)
+    he = HeadEnd(MID, KEY)
+
+    def push_req(period):
+        return he.build(0x23, struct.pack(">BBHHBHB", 5, 1, period, 100, 4, 20, 1),
+                        r.clock.wall_minute() + 30)
+
+    def deliver(rig, req, dup):
+        n = len(rig.messages(b"/up/resp"))
+        rig.c.on_message(memoryview(rig.a.t_down), memoryview(req), 1, dup)
+        rig.run(1)
+        out = [he.parse(p, check_tag=False) for _, p in rig.messages(b"/up/resp")[n:]]
+        assert len(out) == 1
+        return out[0]
+
+    def tamper(rig):
+        return sum(1 for i in range(rig.m.events.n)
+                   if rig.m.events.code[i] & 0xFF == ev.TAMPER_AUTH)
+
+    older, last = push_req(10), push_req(15)
+    assert deliver(r, older, 0).status == 0
+    assert deliver(r, last, 0).status == 0
+    r.run(61)  # the counters and the push settings reach flash
+    r = Rig(flash=flash, clock=VirtualClock(wall_s=r.clock.wall_seconds() + 60))
+    r.s.go_up()
+    r.run(2)
+    counter, t0 = r.m.commands.counter, tamper(r)
+    period = r.a.push.period[1]
+    assert period == 15
+    got = deliver(r, last, 1)
+    assert got.status == status.E_REDELIVERED
+    assert (r.m.commands.counter, tamper(r), r.a.push.period[1]) == (counter, t0, period)
+    assert r.m.commands.audit.get(0)[5] == status.E_REDELIVERED  # audited
+    assert deliver(r, older, 1).status == status.E_REPLAY  # not the last one: a replay
+    assert tamper(r) == t0 + 1
+    assert deliver(r, last, 0).status == status.E_REPLAY  # no DUP: someone else's copy
+    assert tamper(r) == t0 + 2
 
 
 def test_alarms_and_drills_after_a_reboot_are_new_to_the_head_end(tmp_path):

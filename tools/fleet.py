@@ -13,7 +13,12 @@ same virtual clock. The broker and the head-end run in real time, so after each 
 second the loop serves the meters that wait for the broker (a connect, CONNACK, PUBACK,
 PINGRESP) until its answers are in (at most SETTLE_S real): a broker round trip costs no
 simulated time, and the meters' MQTT timeouts (CONNACK and PINGRESP 10 s, resends after
-the back-off) keep their meaning however fast the loop runs. --speed caps the pace
+the back-off) keep their meaning however fast the loop runs. Likewise the loop does not
+move simulated time on while the head-end lags: it waits until every message the broker
+acknowledged to a meter has reached a head-end worker (at most PACE_S real), so a
+real-time stall of the broker or the head-end (a busy machine: 1 real second is about 4
+simulated minutes at 250 x) slows the run instead of making values late that the meters
+sent on time; the waits are counted in the table's "pacing" line. --speed caps the pace
 (simulated seconds per real second; 0: as fast as the CPU goes, about 20,000 meter-seconds
 per real second on one core: 100 meters at ~200x).
 
@@ -42,6 +47,7 @@ against what each meter captured and asks for them with RANGE (backfill), and th
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -73,7 +79,8 @@ from hosthal.pins import ScriptedPowerGood, TimedRelay  # noqa: E402
 from hosthal.tcplink import TcpLink  # noqa: E402
 
 START_S = 9_500 * 86_400  # a midnight (2026-01-04), seconds since 2000-01-01
-SETTLE_S = 0.005  # real seconds a simulated second waits at most for the broker's answers
+SETTLE_S = 0.5  # real seconds a simulated second waits at most for the broker's answers
+PACE_S = 2.0  # ... and for the head-end to have what the broker took from the meters
 HOLDUP_MS = 1000  # a power cut's hold-up: the fast power path runs this long, then dies
 TARGETS = {"r30": 99.7, "r5": 90.0, "final": 100.0}
 
@@ -134,10 +141,13 @@ class FleetMeter:
         self.meter = self.clock = self.link = None
         self.truth = {5: {}, 30: {}}  # k -> (fwd, rev) the meter captured
         self.connects = 0  # sessions of earlier incarnations
+        self.stats = {}  # A-route counters of earlier incarnations
         self.builds = 0
         self.cut_until = None  # uplink cut
         self.off_until = None  # outage or power cut: wall second it comes back
         self.realtime = False
+        self.accepted = None  # callable(digest): the broker acknowledged an uplink message
+        self._sent = {}  # mid -> digest of the payload published under it
 
     def build(self, wall_s):
         self.clock = VirtualClock(wall_s=wall_s, ticks_start=(self.seed + self.builds * 7919)
@@ -153,8 +163,29 @@ class FleetMeter:
                       link=self.link)
         hal.random = random.Random(self.seed * 31 + self.builds).randbytes
         self.meter = build_meter(hal, Config(self.mid), key=self.key)
+        self._watch(self.meter.aroute.client)
         self.meter.boot()
         self.builds += 1
+
+    def _watch(self, client):
+        """Tell accepted() of every uplink message the broker acknowledges (a digest of its
+        payload), so the loop can wait for the head-end to have it (Fleet.pace)."""
+        self._sent.clear()
+        publish, on_puback = client.publish, client.on_puback
+
+        def published(topic, payload, qos=1, retain=False):
+            mid = publish(topic, payload, qos, retain)
+            if mid > 0:
+                self._sent[mid] = digest(payload)
+            return mid
+
+        def acked(mid):
+            d = self._sent.pop(mid, None)
+            if d is not None and self.accepted is not None:
+                self.accepted(d)
+            on_puback(mid)
+        client.publish = published
+        client.on_puback = acked
 
     @property
     def on(self):
@@ -205,12 +236,21 @@ class FleetMeter:
                     m.step()
             del t0
         self.connects += self._sessions()
+        a = getattr(m, "aroute", None)
+        if a is not None:
+            for name in ("resent", "drops_stalled"):
+                self.stats[name] = self.stats.get(name, 0) + getattr(a, name)
         self.link.inner.close()
         self.meter = None
 
     def _sessions(self):
         a = getattr(self.meter, "aroute", None)
         return a.session.connects if a is not None else 0
+
+    def stat(self, name):
+        """An A-route counter summed over this meter's incarnations."""
+        a = getattr(self.meter, "aroute", None) if self.meter is not None else None
+        return self.stats.get(name, 0) + (getattr(a, name) if a is not None else 0)
 
     def sessions(self):
         return self.connects + (self._sessions() if self.meter is not None else 0)
@@ -233,16 +273,23 @@ class FleetMeter:
         return bool(a is not None and a.session.up)
 
 
+def digest(payload):
+    return hashlib.blake2b(bytes(payload), digest_size=12).digest()
+
+
 def settle(meters, budget_s=SETTLE_S):
     """After a simulated second: while meters wait for the broker, serve them as its
     answers come (at most budget_s real seconds), so a broker round trip costs the meters
-    no simulated time however fast the loop runs."""
+    no simulated time however fast the loop runs. Returns False when the budget ran out
+    with meters still waiting."""
     deadline = time.monotonic() + budget_s
     while True:
         waiting = [fm for fm in meters if fm.awaiting()]
         left = deadline - time.monotonic()
-        if not waiting or left <= 0:
-            return
+        if not waiting:
+            return True
+        if left <= 0:
+            return False
         socks = [s for s in (fm.socket() for fm in waiting) if s is not None]
         if socks:
             select.select(socks, [], [], min(left, 0.001))
@@ -269,12 +316,22 @@ class Fleet:
         self.wall_s = START_S
         self.meters = [FleetMeter(i + 1, self.rnd, self.broker.host, self.broker.port)
                        for i in range(a.meters)]
+        # pacing (see pace()): digests the head-end received, and those the broker took
+        # from a meter that the head-end has not yet shown it received
+        self.seen = set()
+        self.unseen = set()
+        self.pacing = {"settle_over": 0, "pace_waits": 0, "pace_over": 0,
+                       "pace_abandoned": 0, "paced_real_s": 0.0}
+        for fm in self.meters:
+            fm.accepted = self._accepted
         for fm in self.meters:
             self.store.register(fm.mid, fm.key, self.now())
         self.workers = [H.Worker(self.db, self.broker.host, self.broker.port, "fleet",
                                  clock=self.now, out=self._line,
                                  client_id="he-fleet-%d" % w).start()
                         for w in range(a.workers)]
+        for w in self.workers:
+            self._observe(w)
         self.cmd = H.Commander(self.store, self.broker.host, self.broker.port, clock=self.now)
         n_rt = max(1, round(a.meters * a.realtime_share))
         for fm in self.rnd.sample(self.meters, n_rt):
@@ -365,8 +422,45 @@ class Fleet:
         self.backfilled = self._backfill()
         self.total_real_s = time.monotonic() - t0
 
+    def _accepted(self, d):
+        if d not in self.seen:
+            self.unseen.add(d)
+
+    def _observe(self, worker):
+        """Note the digest of every message the worker has handled (stored or not)."""
+        on_message = worker.client.on_message
+
+        def handled(client, userdata, msg):
+            on_message(client, userdata, msg)
+            self.seen.add(digest(msg.payload))
+        worker.client.on_message = handled
+
     def settle(self):
-        settle(self.meters)
+        if not settle(self.meters):
+            self.pacing["settle_over"] += 1
+        self.pace()
+
+    def pace(self):
+        """Simulated time does not move on while the head-end lags: until every message the
+        broker acknowledged to a meter has reached a head-end worker (at most PACE_S real
+        seconds; then those are given up on and counted). Without this, a real-time stall
+        of the broker or the head-end (a busy machine) is stretched by the speed-up (1 real
+        s = 4 simulated min at 250 x) and shows up as late values the meters did not cause."""
+        if not self.unseen or self.broker_down_until is not None:
+            return
+        self.pacing["pace_waits"] += 1
+        t0 = time.monotonic()
+        while True:
+            self.unseen = {d for d in self.unseen if d not in self.seen}
+            if not self.unseen:
+                break
+            if time.monotonic() - t0 > PACE_S:
+                self.pacing["pace_over"] += 1
+                self.pacing["pace_abandoned"] += len(self.unseen)
+                self.unseen = set()
+                break
+            time.sleep(0.0002)
+        self.pacing["paced_real_s"] += time.monotonic() - t0
 
     def _inject(self, faults):
         now = self.wall_s
@@ -528,6 +622,9 @@ class Fleet:
             "restorations": c.get("alarm_restored", 0),
             "rollbacks": c.get("rollback", 0),
             "wills": c.get("wills", 0),
+            "pacing": dict(self.pacing, paced_real_s=round(self.pacing["paced_real_s"], 1)),
+            "meter_resent": sum(fm.stat("resent") for fm in self.meters),
+            "meter_stalled_drops": sum(fm.stat("drops_stalled") for fm in self.meters),
         }
         return res
 
@@ -584,6 +681,13 @@ def format_table(r):
         "alarms: Last Gasp %d, restoration notices %d, wills %d, rollbacks %d, rejected %d, "
         "backfill asked %d values" % (r["last_gasp_alarms"], r["restorations"], r["wills"],
                                       r["rollbacks"], r["rejected"], r["backfill_asked"]),
+        "meters: %d resends, %d sessions dropped after their retries (E_STALLED)" % (
+            r["meter_resent"], r["meter_stalled_drops"]),
+        "pacing: settle over budget %d s, head-end waits %d (over %.0f s: %d, %d messages given "
+        "up), %.1f real s waited" % (
+            r["pacing"]["settle_over"], r["pacing"]["pace_waits"], PACE_S,
+            r["pacing"]["pace_over"], r["pacing"]["pace_abandoned"],
+            r["pacing"]["paced_real_s"]),
     ]
     return "\n".join(lines)
 

@@ -214,12 +214,13 @@ class Meter:
 
     # ---- operations ------------------------------------------------------------------------
 
-    def command(self, request):
+    def command(self, request, dup=False):
         """A remote command from the head-end (A-route): returns the signed response, or
-        None when this meter has no key (commands cannot be authenticated)."""
+        None when this meter has no key (commands cannot be authenticated). dup: the
+        broker's redelivery flag (see CommandProcessor.handle)."""
         if self.commands is None:
             return None
-        return self.commands.handle(request, self.now.read(self.clock))
+        return self.commands.handle(request, self.now.read(self.clock), dup)
 
     def set_clock(self, minute, second, force=False):
         """Set the wall clock by command (clock-adjust events, persisted). Returns the jump

@@ -435,7 +435,7 @@ class ARoute(Uplink):
             resp = self._last_resp
         else:
             self.commands += 1
-            resp = m.command(req)
+            resp = m.command(req, bool(dup))
             self._last_req = req
             self._last_resp = resp
         if len(self._resp) < RESP_SLOTS:

@@ -231,10 +231,13 @@ class CommandProcessor:
         self._win_ms = 0  # flood guard window start (monotonic ms) ...
         self._win_n = 0  # ... and rejections in it
 
-    def handle(self, req, now):
+    def handle(self, req, now, dup=False):
         """Authenticate and execute one request at meter.clock.Now `now`; returns the
-        encoded response."""
-        code, counter, arg, st, data = self._process(req, now)
+        encoded response. dup: the transport's redelivery flag (MQTT DUP): an authentic
+        request with exactly the last consumed counter is then E_REDELIVERED (it ran
+        before; the A-route answers such copies from its cache until a reboot empties it),
+        audited, with no TAMPER_AUTH; without dup, or with an older counter, E_REPLAY."""
+        code, counter, arg, st, data = self._process(req, now, dup)
         tag = bytes(req[-MAC_LEN:-MAC_LEN + TAG_LEN]) if len(req) >= REQ_HEAD + MAC_LEN \
             else bytes(TAG_LEN)
         keep = True
@@ -256,7 +259,7 @@ class CommandProcessor:
         self._win_n += 1
         return self._win_n <= FLOOD_MAX
 
-    def _process(self, req, now):
+    def _process(self, req, now, dup=False):
         self._authentic = False
         n = len(req)
         code = req[_REQ_CODE] if n > _REQ_CODE else 0
@@ -279,6 +282,8 @@ class CommandProcessor:
         if code == CMD_REBASE:
             return self._rebase(req, alen, counter, expiry, now)
         if counter <= self.counter:
+            if dup and counter == self.counter and counter:
+                return code, counter, 0, status.E_REDELIVERED, b""
             return code, counter, 0, status.E_REPLAY, b""
         st = self._check_expiry(expiry, now)
         if st != status.OK:

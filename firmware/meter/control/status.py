@@ -27,7 +27,10 @@ E_RANGE = const(17)  # an argument outside its range (id 0, drill duration ...)
 E_NOT_DURABLE = const(18)  # the command counter could not be made durable: nothing ran
 E_EXPIRY_RANGE = const(19)  # expiry further ahead than command.MAX_EXPIRY_MIN
 E_UNSUPPORTED = const(20)  # the command is known but this meter has no part to run it
+E_REDELIVERED = const(21)  # a broker's redelivery (DUP) of the request consumed last, whose
+# response a reboot lost: it ran once, nothing runs again (no TAMPER_AUTH: not an attack)
 
 NAMES = ("ok", "malformed", "meter_id", "mac", "replay", "expired", "unknown_cmd", "limit",
          "duration", "start_past", "unknown_id", "duplicate_id", "full", "state", "digest",
-         "clock", "too_late", "range", "not_durable", "expiry_range", "unsupported")
+         "clock", "too_late", "range", "not_durable", "expiry_range", "unsupported",
+         "redelivered")
