@@ -8,7 +8,12 @@ half-hour history, a full 5-minute day, a full event log, a full command audit l
 limiter, counter and reservation records) so that compaction carries as much as it ever
 will, then metered minute by minute for --days days while erases are counted per sector.
 
-Usage: python tools/wear.py [--sectors 64] [--days 2] [--cycles 100000]
+The A-route's outbox record (REC_OUTBOX: its cursors, boot count and alarm register) is
+written at its highest rate, once a minute (meter.aroute.service SAVE_MS: a connected meter
+whose 1-minute stream is acknowledged every minute), through the store's save handle with
+the bytes the real Outbox packs, the call the A-route makes; --no-aroute leaves it out.
+
+Usage: python tools/wear.py [--sectors 64] [--days 2] [--cycles 100000] [--no-aroute]
 """
 
 import os
@@ -25,8 +30,10 @@ from hosthal.clock import VirtualClock  # noqa: E402
 from hosthal.flash import NorFlash  # noqa: E402
 from hosthal.loads import ConstantLoad  # noqa: E402
 from hosthal.pins import FakeRelay  # noqa: E402
+from meter.aroute.outbox import STREAMS, Outbox  # noqa: E402
 from meter.assembly import build_meter  # noqa: E402
 from meter.events import POWER_FAIL  # noqa: E402
+from meter.storage.records import KIND_OUTBOX  # noqa: E402
 
 DAY0 = 9_000 * 1440
 KEY = b"w" * 32
@@ -83,10 +90,32 @@ def fill(m, clock):
     return minute
 
 
-def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
+class OutboxWriter:
+    """The A-route's outbox saves at their highest rate: every minute, the cursors moved to
+    the newest items (everything acknowledged), packed by the real Outbox and saved through
+    the store's KIND_OUTBOX handle, as ARoute._save_outbox does."""
+
+    def __init__(self, m):
+        self.box = Outbox(m.capture, m.events, m.store)
+        self.saver = m.store.saver(KIND_OUTBOX)
+        self.saved = 0
+
+    def minute(self):
+        for s in range(STREAMS):
+            self.box.cursor[s] = self.box.next_item(s)
+        if self.saver.save(self.box.pack(0, 0)):
+            self.saved += 1
+
+
+def measure(sectors=64, days=2, cycles=100_000, events_per_day=10, aroute=True):
     m, dev, clock = product_meter(sectors)
     j = m.journal
     fill(m, clock)
+    box = OutboxWriter(m) if aroute else None
+    if box is not None:
+        box.minute()  # the record exists before the measurement starts
+        m.idle()
+        box.saved = 0
     live = j.live_slots()
     # Measure: minute commits for `days` days.
     e0 = list(dev.erase_counts)
@@ -96,6 +125,8 @@ def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
     minutes = days * 1440
     for i in range(minutes):
         at_minute(m, clock, DAY0 + i)
+        if box is not None:
+            box.minute()
         if i % (1440 // events_per_day) == 0:
             m.events.log(POWER_FAIL, DAY0 + i, 0)
     per_sector = [(dev.erase_counts[k] - e0[k]) / days for k in range(sectors)]
@@ -107,6 +138,7 @@ def measure(sectors=64, days=2, cycles=100_000, events_per_day=10):
         "live_records": live,
         "capacity_records": j.capacity_slots(),
         "commits_per_day": 1440,
+        "outbox_records_per_day": box.saved / days if box is not None else 0,
         "page_programs_per_day": (dev.programs - programs0) / days,
         "bytes_programmed_per_day": (dev.bytes_programmed - bytes0) / days,
         "records_carried_per_day": (j.carried - carried0) / days,
@@ -126,14 +158,16 @@ def main(argv):
     ap.add_argument("--sectors", type=int, default=64, help="journal partition in 4 KB sectors")
     ap.add_argument("--days", type=int, default=2, help="metered days to measure")
     ap.add_argument("--cycles", type=int, default=100_000, help="erase endurance per sector")
+    ap.add_argument("--no-aroute", dest="aroute", action="store_false",
+                    help="leave out the A-route's outbox record (one a minute)")
     a = ap.parse_args(argv)
-    r = measure(a.sectors, a.days, a.cycles)
+    r = measure(a.sectors, a.days, a.cycles, aroute=a.aroute)
     print("journal partition: %d sectors (%d KB), live records %d of %d slots"
           % (r["sectors"], r["partition_kb"], r["live_records"], r["capacity_records"]))
-    print("per day: %d commits, %.0f page programs, %.0f bytes programmed, "
-          "%.0f records carried by compaction"
-          % (r["commits_per_day"], r["page_programs_per_day"], r["bytes_programmed_per_day"],
-             r["records_carried_per_day"]))
+    print("per day: %d commits, %.0f A-route outbox records, %.0f page programs, "
+          "%.0f bytes programmed, %.0f records carried by compaction"
+          % (r["commits_per_day"], r["outbox_records_per_day"], r["page_programs_per_day"],
+             r["bytes_programmed_per_day"], r["records_carried_per_day"]))
     print("sector erases per day: %.1f total, %.2f per sector (mean), %.2f (worst sector)"
           % (r["erases_per_day"], r["sector_erases_per_day_mean"],
              r["sector_erases_per_day_max"]))
