@@ -13,9 +13,10 @@ PORT   ?= auto
 
 all: test
 
-$(STAMP): requirements-host.txt
+$(STAMP): requirements-host.txt tools/wasm32/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-host.txt
+	npm ci --prefix tools/wasm32 --silent --no-audit --no-fund
 	touch $(STAMP)
 
 venv: $(STAMP)

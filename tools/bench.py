@@ -9,6 +9,7 @@ total .mpy size of the firmware. Under CPython: simulated meter-days per second.
 import argparse
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,27 @@ def mpy_sizes():
     return sizes
 
 
-def run_mpy_scripts(pattern, mpy_dir):
+WASM32_RUNNER = os.path.join(ROOT, "tools", "wasm32", "run.mjs")
+WASM32_PACKAGE = os.path.join(ROOT, "tools", "wasm32", "node_modules", "@micropython",
+                              "micropython-webassembly-pyscript", "micropython.mjs")
+# the scripts the 32-bit port can run (mpy_mqtt.py needs socket, which the port lacks)
+WASM32_SCRIPTS = ("mpy_tick.py", "mpy_journal.py", "mpy_lastgasp.py", "mpy_ram.py")
+
+
+def wasm32_figures(mpy_dir):
+    """The heap figures of WASM32_SCRIPTS under the 32-bit MicroPython (WebAssembly port,
+    tools/wasm32/run.mjs: 4-byte pointers, 31-bit small ints, the ESP32's object model), or
+    None without node or the package. Its us figures are left out: the WebAssembly
+    interpreter's speed says nothing about the ESP32's."""
+    if shutil.which("node") is None or not os.path.isfile(WASM32_PACKAGE):
+        return None
+    figures = []
+    for name in WASM32_SCRIPTS:
+        figures += run_mpy_scripts(name, mpy_dir, port="wasm32")
+    return [f for f in figures if f[1] == "FAILED" or f[2][1] != "us"]
+
+
+def run_mpy_scripts(pattern, mpy_dir, port="unix"):
     figures = []
     for script in sorted(glob.glob(os.path.join(ROOT, "tools", "bench", pattern))):
         heap = HEAP
@@ -42,7 +63,8 @@ def run_mpy_scripts(pattern, mpy_dir):
             for line in f:
                 if line.startswith("# bench-heap:"):  # the simulated flash lives in the heap
                     heap = line.split(":", 1)[1].split()[0]
-        r = subprocess.run([tool("micropython"), "-X", "heapsize=" + heap, script],
+        cmd = [tool("micropython")] if port == "unix" else ["node", WASM32_RUNNER]
+        r = subprocess.run(cmd + ["-X", "heapsize=" + heap, script],
                            capture_output=True, text=True, cwd=ROOT,
                            env=micropython_env(mpy_dir), timeout=600)
         name = os.path.basename(script)
@@ -80,6 +102,8 @@ def days_per_second(days):
 def main(argv=None):
     p = argparse.ArgumentParser(description="print the firmware's performance figures")
     p.add_argument("--days", type=int, default=2, help="simulated days for the CPython run")
+    p.add_argument("--no-wasm32", action="store_true",
+                   help="skip the 32-bit MicroPython (WebAssembly port) runs")
     args = p.parse_args(argv)
 
     print("== MicroPython unix port (heap %s, firmware as .mpy) ==" % HEAP)
@@ -91,11 +115,26 @@ def main(argv=None):
                            capture_output=True, text=True, cwd=ROOT,
                            env=micropython_env(mpy_dir), timeout=600)
         echonet = [ln for ln in r.stdout.splitlines() if ln and ln != "PASS"]
+        figures32 = None if args.no_wasm32 else wasm32_figures(mpy_dir)
     for script, name, value in figures:
         if name == "FAILED":
             print("  %-22s FAILED: %s" % (script, value[0]))
         else:
             print("  %-40s %10s %s   (%s)" % (name, value[0], value[1], script))
+
+    if not args.no_wasm32:
+        print("== MicroPython wasm32 port (32-bit, 31-bit small ints; firmware as .mpy) ==")
+        if figures32 is None:
+            print("  not run: node or tools/wasm32/node_modules missing (make venv)")
+        unix64 = dict((name, value) for _, name, value in figures if name != "FAILED")
+        for script, name, value in figures32 or ():
+            if name == "FAILED":
+                print("  %-22s FAILED: %s" % (script, value[0]))
+                continue
+            other = unix64.get(name)
+            print("  %-40s %10s %s   (64-bit unix: %s %s; %s)"
+                  % (name, value[0], value[1], other[0] if other else "-",
+                     other[1] if other else "", script))
 
     print("== ECHONET Lite service (MicroPython unix port) ==")
     for line in echonet:

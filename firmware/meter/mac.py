@@ -42,6 +42,17 @@ class Hmac:
         outer.update(inner.digest())
         return outer.digest()
 
+    def digest1(self, data):
+        """digest(data) of one bytes-like object, without the argument tuple: the journal's
+        per-record seal. Two hash objects and two 32-byte digests are all it allocates
+        (MicroPython's hashlib objects have no copy() or reset, so the pads are hashed
+        again each time: one compression each, ~0.45 KB on a 64-bit port)."""
+        inner = hashlib.sha256(self._ipad)
+        inner.update(data)
+        outer = hashlib.sha256(self._opad)
+        outer.update(inner.digest())
+        return outer.digest()
+
 
 def equal(a, b):
     """Compare two MACs in time independent of where they differ."""

@@ -45,7 +45,9 @@ class AuditLog(SeqRing):
         """Add an entry; persist=False keeps it in RAM only, and so does a save the handle
         refuses (journal full): both are counted in `unsaved`."""
         seq = self.seq
-        i = self._put(seq, counter & 0xFFFFFFFF, minute, second, code, st, arg & 0xFFFF)
+        if not 0 <= counter <= 0xFFFFFFFF:  # a compare allocates nothing; an & with the
+            counter &= 0xFFFFFFFF  # long 0xFFFFFFFF would on a 31-bit port (test_wasm32)
+        i = self._put(seq, counter, minute, second, code, st, arg & 0xFFFF)
         if persist:
             struct.pack_into(ENTRY_FMT, self._blob, 0, seq, self.counter[i], self.minute[i],
                              self.second[i], self.code[i], self.status[i], self.arg[i])

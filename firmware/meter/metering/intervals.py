@@ -56,16 +56,23 @@ def newest_stamp(stamps):
 # its register index (FWD, REV, LAG, LEAD), then the voltage. A ring holds a prefix of them.
 COLUMNS = ("fwd", "rev", "lag", "lead", "volt")
 _VOLT = const(4)
+# Column types, the narrowest each range allows for the meter's life: the stamps are wall
+# minutes since 2000 (52.6 million by 2100) and the energy columns cumulative counts of the
+# 8-digit registers (< 10**8): 32 bits; the voltage is an average of samples the
+# plausibility limits accept (metering.samples.Limits: 0..max_volt_dv, 3000 = 300.0 V) or
+# MISSING, so 16 bits hold it (record() stores any value outside them as MISSING: an
+# unknown voltage, never a wrapped one).
+_VOLT_MAX = const(32767)
 
 
 class SeriesRing:
     """One interval series in RAM: the boundaries every `step` minutes, the newest `entries`
     of them, `columns` values each (a prefix of COLUMNS: 2 = fwd, rev; 5 = fwd, rev, lag,
     lead, volt). Cumulative values in register counts, volt the average in 0.1 V (MISSING:
-    unknown). Boundary m lives in slot (m // step) % entries; `stamp` says which boundary a
-    slot holds, so a slot not written for the asked time reads as missing. Columns are
-    preallocated arrays, reachable by name (ring.fwd, ring.volt ...) and by index
-    (ring.cols[reg])."""
+    unknown; 16 bits, see _VOLT_MAX). Boundary m lives in slot (m // step) % entries;
+    `stamp` says which boundary a slot holds, so a slot not written for the asked time
+    reads as missing. Columns are preallocated arrays, reachable by name (ring.fwd,
+    ring.volt ...) and by index (ring.cols[reg])."""
 
     def __init__(self, step, entries, columns):
         if not 1 <= columns <= len(COLUMNS) or step < 1 or entries < 1:
@@ -76,7 +83,7 @@ class SeriesRing:
         self.stamp = array("i", [MISSING] * entries)
         cols = []
         for c in range(columns):
-            col = array("i", [MISSING if c == _VOLT else 0] * entries)
+            col = array("h", [MISSING] * entries) if c == _VOLT else array("i", [0] * entries)
             cols.append(col)
             setattr(self, COLUMNS[c], col)
         self.cols = tuple(cols)
@@ -96,7 +103,7 @@ class SeriesRing:
         if n > 3:
             c[3][s] = lead
         if n > 4:
-            c[4][s] = volt
+            c[4][s] = volt if MISSING <= volt <= _VOLT_MAX else MISSING
 
     def slot(self, minute):
         """Slot index holding boundary `minute`, or -1 if it was not captured."""

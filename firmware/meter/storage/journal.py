@@ -108,6 +108,7 @@
 #     carried forward; at most sum(keep) records are live.
 
 from micropython import const
+from array import array
 import struct
 
 try:
@@ -141,6 +142,7 @@ TARGET_BLANK = const(3)  # compaction keeps this many sectors erased ahead of ne
 
 _PAGES = const(16)  # pages per sector: page 0 the header, pages 1.._PAGES-1 the slots
 _MAX_SECTORS = const(1600)  # MAX_PAYLOAD * 8: the bad-sector bitmap fits one record
+_PEND = const(8)  # records of a commit group the mount holds before it grows its table
 
 # Record layout (offsets into the record's page; the seal follows the payload, the crc32
 # the seal: both move with the payload length n).
@@ -193,7 +195,7 @@ _crc_table = None
 def crc32(data, crc=0):
     """CRC-32 (IEEE, as zlib/binascii) of a bytes-like object."""
     if _crc32 is not None:
-        return _crc32(data, crc) & 0xFFFFFFFF
+        return _crc32(data, crc)  # (unsigned already: a mask would allocate on a 32-bit port)
     global _crc_table
     if _crc_table is None:
         from array import array
@@ -223,6 +225,20 @@ def _same(a, aoff, b, boff, n):
         if a[aoff + i] != b[boff + i]:
             return False
     return True
+
+
+# Little-endian fields read straight from a page (struct.unpack_from would allocate a tuple
+# per record: the mount reads every record on flash).
+def _u16(b, o):
+    return b[o] | b[o + 1] << 8
+
+
+def _u32(b, o):
+    return b[o] | b[o + 1] << 8 | b[o + 2] << 16 | b[o + 3] << 24
+
+
+def _i32(b, o):
+    return b[o] | b[o + 1] << 8 | b[o + 2] << 16 | ((b[o + 3] ^ 0x80) - 0x80) << 24
 
 
 class JournalError(Exception):
@@ -289,50 +305,134 @@ class Report:
                                           self.sectors_blank, self.sectors_dirty, health))
 
 
-class _Index:
-    """Newest record address of each live key of one type (at most `keep`; the liveness
-    rule is in the file header). A key sits in slot key % keep when that slot was free or
-    held its predecessor; after a far jump of keys it may sit in any slot (find() then
-    searches). put() and find() allocate nothing."""
+class Journal:
+    def __init__(self, dev, first, count, mac, keep=None):
+        if (first < 0 or count < 4 or count > _MAX_SECTORS
+                or first + count > dev.sector_count()):
+            raise JournalError("E_JOURNAL_REGION")
+        self.dev = dev
+        self.first = first
+        self.count = count
+        self.mac = mac
+        self.listener = None
+        kp = [0] * _TYPES
+        for t in range(FIRST_TYPE, LAST_TYPE + 1):
+            kp[t] = 1
+        kp[_REC_TAIL] = 1
+        kp[_REC_BAD] = 1
+        if keep:
+            for t in keep:
+                n = keep[t]
+                if not (1 <= t <= MAX_TYPE) or n < 0:
+                    raise JournalError("E_JOURNAL_KEEP")
+                kp[t] = n
+        live = 0
+        for n in kp:
+            live += n
+        # Slots the retention needs besides the head, one sector being reclaimed and the
+        # blank target: the live data and the reserves.
+        self._need = live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR
+        if self._need > (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR:
+            raise JournalError("E_JOURNAL_TOO_SMALL")
+        # (so live < count * SLOTS_PER_SECTOR <= 24 000: every keep, base and slot number
+        # below fits 16 bits)
+        self._keep = array("H", kp)  # keys kept per type (0: the type is not kept)
+        # The index: the newest record of each live key, one flat table for every type
+        # (type t owns the `keep` entries from _ixbase[t]; -1: not kept). Per entry: the
+        # key (i32, -1: free), the record's slot in the region (i16: sector * _PAGES +
+        # page, < _MAX_SECTORS * _PAGES = 25 600; -1: a drop) and its seq (i32: seqs
+        # grow for the meter's life and pass 2**16 within weeks). The liveness rule is in
+        # the file header. A key sits in entry key % keep when that entry was free or held
+        # its predecessor; after a far jump of keys it may sit in any entry of its type
+        # (_ifind then searches). _iput and _ifind allocate nothing.
+        base = array("h", [-1] * _TYPES)
+        live = 0
+        for t in range(1, _TYPES):
+            if kp[t]:
+                base[t] = live
+                live += kp[t]
+        self._ixbase = base
+        self._ixkey = array("i", [-1] * live)
+        self._ixslot = array("h", [-1] * live)
+        self._ixseq = array("i", [-1] * live)
+        self._crcb = bytearray(_CRC_LEN)  # a computed crc32, compared byte by byte
+        self._gslots = []  # the slots a commit group was written to
+        self._views = None  # views of the page buffer by length, while a scan runs
+        self._pend = array("i", [0] * (4 * _PEND))  # mount: a commit group's records
+        self._page = bytearray(PAGE_SIZE)
+        self._ff = b"\xff" * PAGE_SIZE  # an erased page, for comparisons
+        self._pmv = memoryview(self._page)
+        self._vbuf = bytearray(PAGE_SIZE)  # read-back of a program or an erase
+        self._vmv = memoryview(self._vbuf)
+        self._hdr = bytearray(_SEC_HDR_LEN)
+        self._mark = bytearray(_MARK_LEN)  # zeros: the retire mark
+        self._tail = bytearray(_MARK_LEN)  # the tail retire mark as read
+        self._tailrec = bytearray(4)  # payload of the TAIL record
+        self.programs = 0
+        self.erases = 0
+        self.bad_programs = 0
+        self.bad_erases = 0
+        self.carried = 0  # records copied forward by compaction
+        self._reset()
 
-    def __init__(self, keep):
-        from array import array
-        self.keep = keep
-        self.key = array("i", [-1] * keep)
-        self.addr = array("i", [-1] * keep)
-        self.seq = array("i", [-1] * keep)
+    def _reset(self):
+        n = self.count
+        self._state = bytearray(n)
+        self._epoch = array("i", [0] * n)
+        self._used = bytearray(n)  # next free page in an OPEN sector (1.._PAGES)
+        self._badmap = bytearray((n + 7) // 8)  # the BAD set, as persisted (_REC_BAD)
+        self._bad_dirty = 0  # the BAD set changed since the last _REC_BAD record
+        for i in range(len(self._ixkey)):
+            self._ixkey[i] = -1
+            self._ixslot[i] = -1
+            self._ixseq[i] = -1
+        self._head = -1
+        self._seq = 0
+        self._prev = bytearray(_SEAL)  # seal of the newest valid record
+        self._mounted = False
 
-    def _slot(self, key):
-        s = key % self.keep
-        if self.key[s] == key:
-            return s
-        ks = self.key
-        for i in range(self.keep):
-            if ks[i] == key:
-                return i
+    # ---- the index -------------------------------------------------------------------
+
+    def _ifind_entry(self, t, key):
+        base = self._ixbase[t]
+        keep = self._keep[t]
+        ks = self._ixkey
+        e = base + key % keep
+        if ks[e] == key:
+            return e
+        for e in range(base, base + keep):
+            if ks[e] == key:
+                return e
         return -1
 
-    def put(self, key, addr, seq):
-        """Record (key, addr, seq); addr < 0 is a drop (a DROP record): the key is no
-        longer live unless a newer record of it follows."""
-        s = self._slot(key)
-        if s >= 0:
-            if self.seq[s] < seq:
-                self.seq[s] = seq
-                self.addr[s] = addr
-                if addr < 0:
-                    self.key[s] = -1
-                    self.seq[s] = -1
+    def _ifind(self, t, key):
+        """The slot of the newest record of (t, key), or -1."""
+        e = self._ifind_entry(t, key)
+        return self._ixslot[e] if e >= 0 else -1
+
+    def _iput(self, t, key, slot, seq):
+        """Record (key, slot, seq) for type t; slot < 0 is a drop (a DROP record): the key
+        is no longer live unless a newer record of it follows."""
+        ks = self._ixkey
+        sq = self._ixseq
+        e = self._ifind_entry(t, key)
+        if e >= 0:
+            if sq[e] < seq:
+                sq[e] = seq
+                self._ixslot[e] = slot
+                if slot < 0:
+                    ks[e] = -1
+                    sq[e] = -1
             return
-        if addr < 0:
+        if slot < 0:
             return
-        keep = self.keep
+        keep = self._keep[t]
+        base = self._ixbase[t]
         near = 2 * keep  # same-residue keys closer than this follow the residue rule
-        ks = self.key
-        home = key % keep
+        home = base + key % keep
         larger = 0
         pred = low = free = -1
-        for i in range(keep):
+        for i in range(base, base + keep):
             k = ks[i]
             if k < 0:
                 if free < 0 or i == home:
@@ -349,93 +449,17 @@ class _Index:
                 low = i
         if larger >= keep:
             return  # `keep` newer keys are live: not live
-        s = pred if pred >= 0 else (free if free >= 0 else low)
-        ks[s] = key
-        self.addr[s] = addr
-        self.seq[s] = seq
+        e = pred if pred >= 0 else (free if free >= 0 else low)
+        ks[e] = key
+        self._ixslot[e] = slot
+        sq[e] = seq
 
-    def remove(self, key):
-        s = self._slot(key)
-        if s >= 0:
-            self.key[s] = -1
-            self.addr[s] = -1
-            self.seq[s] = -1
-
-    def find(self, key):
-        s = self._slot(key)
-        return self.addr[s] if s >= 0 else -1
-
-    def live(self):
-        n = 0
-        for k in self.key:
-            if k >= 0:
-                n += 1
-        return n
-
-
-class Journal:
-    def __init__(self, dev, first, count, mac, keep=None):
-        if (first < 0 or count < 4 or count > _MAX_SECTORS
-                or first + count > dev.sector_count()):
-            raise JournalError("E_JOURNAL_REGION")
-        self.dev = dev
-        self.first = first
-        self.count = count
-        self.mac = mac
-        self.listener = None
-        self._keep = [0] * _TYPES
-        for t in range(FIRST_TYPE, LAST_TYPE + 1):
-            self._keep[t] = 1
-        self._keep[_REC_TAIL] = 1
-        self._keep[_REC_BAD] = 1
-        if keep:
-            for t in keep:
-                n = keep[t]
-                if not (1 <= t <= MAX_TYPE) or n < 0:
-                    raise JournalError("E_JOURNAL_KEEP")
-                self._keep[t] = n
-        live = 0
-        for n in self._keep:
-            live += n
-        # Slots the retention needs besides the head, one sector being reclaimed and the
-        # blank target: the live data and the reserves.
-        self._need = live + LAST_GASP_SLOTS + SLOTS_PER_SECTOR
-        if self._need > (count - TARGET_BLANK - 1) * SLOTS_PER_SECTOR:
-            raise JournalError("E_JOURNAL_TOO_SMALL")
-        self._page = bytearray(PAGE_SIZE)
-        self._ff = b"\xff" * PAGE_SIZE  # an erased page, for comparisons
-        self._pmv = memoryview(self._page)
-        self._vbuf = bytearray(PAGE_SIZE)  # read-back of a program or an erase
-        self._vmv = memoryview(self._vbuf)
-        self._hdr = bytearray(_SEC_HDR_LEN)
-        self._mark = bytearray(_MARK_LEN)  # zeros: the retire mark
-        self._tail = bytearray(_MARK_LEN)  # the tail retire mark as read
-        self._tailrec = bytearray(4)  # payload of the TAIL record
-        self._cbuf = bytearray(MAX_PAYLOAD)  # a payload compaction carries (no bytes copy)
-        self._cmv = memoryview(self._cbuf)
-        self.programs = 0
-        self.erases = 0
-        self.bad_programs = 0
-        self.bad_erases = 0
-        self.carried = 0  # records copied forward by compaction
-        self._reset()
-
-    def _reset(self):
-        from array import array
-        n = self.count
-        self._state = bytearray(n)
-        self._epoch = array("i", [0] * n)
-        self._used = bytearray(n)  # next free page in an OPEN sector (1.._PAGES)
-        self._badmap = bytearray((n + 7) // 8)  # the BAD set, as persisted (_REC_BAD)
-        self._bad_dirty = 0  # the BAD set changed since the last _REC_BAD record
-        self._index = [None] * _TYPES
-        for t in range(1, _TYPES):
-            if self._keep[t]:
-                self._index[t] = _Index(self._keep[t])
-        self._head = -1
-        self._seq = 0
-        self._prev = bytearray(_SEAL)  # seal of the newest valid record
-        self._mounted = False
+    def _iremove(self, t, key):
+        e = self._ifind_entry(t, key)
+        if e >= 0:
+            self._ixkey[e] = -1
+            self._ixslot[e] = -1
+            self._ixseq[e] = -1
 
     # ---- reading and parsing -------------------------------------------------------
 
@@ -450,23 +474,41 @@ class Journal:
         return buf == self._ff
 
     def _parse(self, buf):
-        """(type, flags, length, seq, key) of a record with a good CRC in buf (the page
-        buffer), or None."""
-        magic, t, flags, n, seq, key = struct.unpack_from(_REC_FMT, buf, _OFF_MAGIC)
-        if magic != _REC_MAGIC or n > MAX_PAYLOAD or t < 1 or t >= _TYPES:
-            return None
-        end = _HDR + n + _SEAL  # the crc32 covers everything before it
-        if crc32(self._pmv[0:end]) != struct.unpack_from("<I", buf, end)[0]:
-            return None
-        return t, flags, n, seq, key
+        """The payload length n of a record with a good CRC in buf (the page buffer), or
+        -1. Its fields are read from the page: buf[_OFF_TYPE], buf[_OFF_FLAGS],
+        _u32(buf, _OFF_SEQ), _i32(buf, _OFF_KEY). Allocates only the CRC's view."""
+        n = buf[_OFF_LEN]
+        t = buf[_OFF_TYPE]
+        if (buf[_OFF_MAGIC] != _REC_MAGIC & 0xFF or buf[_OFF_MAGIC + 1] != _REC_MAGIC >> 8
+                or n > MAX_PAYLOAD or t < 1 or t >= _TYPES):
+            return -1
+        if not self._crc_ok(buf, _HDR + n + _SEAL):  # (it covers everything before it)
+            return -1
+        return n
+
+    def _view(self, end):
+        """self._pmv[0:end]; while a scan runs, one view per length (kept in _views until
+        the scan ends) instead of a new one per record."""
+        vs = self._views
+        if vs is None:
+            return self._pmv[0:end]
+        v = vs.get(end)
+        if v is None:
+            v = vs[end] = self._pmv[0:end]
+        return v
+
+    def _crc_ok(self, buf, end):
+        """The u32 at buf[end] is the crc32 of buf[0:end] (buf: the page buffer)."""
+        c = self._crcb
+        struct.pack_into("<I", c, 0, crc32(self._view(end)))
+        return (c[0] == buf[end] and c[1] == buf[end + 1] and c[2] == buf[end + 2]
+                and c[3] == buf[end + 3])
 
     def _seal_ok(self, n):
-        seal = self.mac.digest(self._pmv[0:_HDR + n])
-        p = self._page
-        for i in range(_SEAL):
-            if seal[i] != p[_HDR + n + i]:
-                return False
-        return True
+        """The record in the page buffer (payload length n) carries its own seal: its
+        HMAC over the bytes as read, computed now."""
+        seal = self.mac.digest1(self._view(_HDR + n))
+        return _same(seal, 0, self._page, _HDR + n, _SEAL)
 
     def _classify(self, s):
         """(state, epoch, retire-marked) of a sector from its header page: _OPEN with a
@@ -481,10 +523,8 @@ class Journal:
         for i in range(_MARK_LEN):
             if tail[i] == 0:
                 marked = 1
-        magic, epoch = struct.unpack_from(_SEC_FMT, buf, _OFF_SEC_MAGIC)
-        crc = struct.unpack_from("<I", buf, _OFF_SEC_CRC)[0]
-        if magic == _SEC_MAGIC and crc == crc32(self._pmv[0:_OFF_SEC_CRC]):
-            return _OPEN, epoch, marked
+        if _u32(buf, _OFF_SEC_MAGIC) == _SEC_MAGIC and self._crc_ok(buf, _OFF_SEC_CRC):
+            return _OPEN, _u32(buf, _OFF_EPOCH), marked
         for page in range(_PAGES):
             if not self._blank(self._read_page(s, page)):
                 return _SUSPECT, 0, marked
@@ -529,8 +569,8 @@ class Journal:
                 first_seq = -1
                 for page in range(1, _PAGES):
                     buf = self._read_page(s, page)
-                    if not self._blank(buf) and self._parse(buf) is not None:
-                        first_seq = struct.unpack_from("<I", buf, _OFF_SEQ)[0]
+                    if not self._blank(buf) and self._parse(buf) >= 0:
+                        first_seq = _u32(buf, _OFF_SEQ)
                         break
                 if first_seq >= 0:
                     st = _OPEN
@@ -552,7 +592,10 @@ class Journal:
         prev_seq = -1
         prev_seal = bytearray(_SEAL)
         corrupt_since = 0
-        pending = []
+        # The records of the commit group being read, 4 ints each: type | trusted << 8,
+        # key, slot (-1: a drop), seq (0 when not trusted: only trusted ones are applied)
+        pend = self._pend
+        npend = 0
         used = bytearray(n)
         head = -1
         for _, s in order:
@@ -563,12 +606,14 @@ class Journal:
                         buf[0:_LAST_SLOT_END] == self._ff[0:_LAST_SLOT_END])):
                     continue  # (an unused last slot with the tail retire mark)
                 u = page + 1
-                r = self._parse(buf)
-                if r is None:
+                ln = self._parse(buf)
+                if ln < 0:
                     corrupt_since += 1
                     probs.append((s, (JOURNAL_CORRUPT, self.first + s, page * PAGE_SIZE)))
                     continue
-                t, flags, ln, seq, key = r
+                t = buf[_OFF_TYPE]
+                flags = buf[_OFF_FLAGS]
+                seq = _u32(buf, _OFF_SEQ)
                 rep.records += 1
                 trusted = self._seal_ok(ln)
                 if not trusted:
@@ -580,7 +625,7 @@ class Journal:
                         probs.append((s, (TAMPER_SEAL, self.first + s, seq)))
                         trusted = False
                 if trusted and t == _REC_TAIL:
-                    tail_min = struct.unpack_from("<I", buf, _HDR)[0]
+                    tail_min = _u32(buf, _HDR)
                 if trusted and t == _REC_BAD and flags & _FIRST and flags & _LAST:
                     for i in range(min(ln, len(badmap))):
                         badmap[i] = buf[_HDR + i]
@@ -591,21 +636,31 @@ class Journal:
                 # programmed (they are written in order), even if one of them was damaged
                 # since or its sector was reclaimed: apply what is still readable.
                 if flags & _FIRST:
-                    rep.incomplete += len(pending)
-                    pending = []
-                # (a drop of a key: address -1 in the index)
-                pending.append((t, key, -1 if flags & _DROP else self._addr(s, page), seq,
-                                trusted))
+                    rep.incomplete += npend
+                    npend = 0
+                if 4 * npend == len(pend):  # a long group: a larger table (kept)
+                    grown = array("i", [0] * (2 * len(pend)))
+                    for i in range(len(pend)):
+                        grown[i] = pend[i]
+                    pend = self._pend = grown
+                # (a drop of a key: slot -1 in the index)
+                i = 4 * npend
+                pend[i] = t | (256 if trusted else 0)
+                pend[i + 1] = _i32(buf, _OFF_KEY)
+                pend[i + 2] = -1 if flags & _DROP else s * _PAGES + page
+                pend[i + 3] = seq if trusted else 0
+                npend += 1
                 if flags & _LAST:
-                    for pt, pk, pa, ps, ptrust in pending:
-                        if ptrust:
+                    for i in range(0, 4 * npend, 4):
+                        if pend[i] & 256:
                             rep.applied += 1
-                            if apply and self._index[pt] is not None:
-                                self._index[pt].put(pk, pa, ps)
-                    pending = []
+                            pt = pend[i] & 255
+                            if apply and self._keep[pt]:
+                                self._iput(pt, pend[i + 1], pend[i + 2], pend[i + 3])
+                    npend = 0
             used[s] = u
             head = s
-        rep.incomplete += len(pending)
+        rep.incomplete += npend
         # The BAD set: as persisted, plus (audit) what was found since the mount.
         if not apply:
             for i in range(len(badmap)):
@@ -686,12 +741,20 @@ class Journal:
 
     def mount(self):
         self._reset()
-        rep = self._scan(True, Report())
+        self._views = {}
+        try:
+            rep = self._scan(True, Report())
+        finally:
+            self._views = None
         self._mounted = True
         return rep
 
     def audit(self):
-        return self._scan(False, Report())
+        self._views = {}
+        try:
+            return self._scan(False, Report())
+        finally:
+            self._views = None
 
     # ---- space -------------------------------------------------------------------------
 
@@ -745,15 +808,20 @@ class Journal:
 
     def live_slots(self):
         n = 0
-        for ix in self._index:
-            if ix is not None:
-                n += ix.live()
+        ks = self._ixkey
+        for i in range(len(ks)):
+            if ks[i] >= 0:
+                n += 1
         return n
 
     # ---- appending ---------------------------------------------------------------------
 
     def append(self, rtype, payload, key=0, reserve=NORMAL):
-        return self.append_group(((rtype, key, payload),), reserve)
+        # (append_group(((rtype, key, payload),), reserve) without the tuples)
+        if not self._mounted:
+            raise JournalError("E_NOT_MOUNTED")
+        self._check(rtype, key, payload)
+        return self._commit_one(rtype, key, payload, reserve)
 
     def append_group(self, items, reserve=NORMAL):
         if not self._mounted:
@@ -762,16 +830,19 @@ class Journal:
         if n == 0:
             raise BadRecord("E_RECORD_EMPTY_GROUP")
         for t, key, payload in items:
-            if not (1 <= t <= MAX_TYPE) or self._index[t] is None:
-                raise BadRecord("E_RECORD_TYPE")
-            if not isinstance(key, int) or key < 0 or key > _MAX_KEY:
-                raise BadRecord("E_RECORD_KEY")
-            if payload is not None and len(payload) > MAX_PAYLOAD:
-                raise RecordTooBig("E_RECORD_TOO_BIG")
+            self._check(t, key, payload)
         return self._commit_group(items, reserve)
 
-    def _commit_group(self, items, reserve):
-        n = len(items)
+    def _check(self, t, key, payload):
+        if not (1 <= t <= MAX_TYPE) or not self._keep[t]:
+            raise BadRecord("E_RECORD_TYPE")
+        if not isinstance(key, int) or key < 0 or key > _MAX_KEY:
+            raise BadRecord("E_RECORD_KEY")
+        if payload is not None and len(payload) > MAX_PAYLOAD:
+            raise RecordTooBig("E_RECORD_TOO_BIG")
+
+    def _room(self, n, reserve):
+        """Raise JournalFull unless n records fit with the reserve level's share kept."""
         # NORMAL leaves the Last Gasp reserve and one sector's worth for compaction;
         # LAST_GASP may use its reserve but never the compaction share, so a run of Last
         # Gasp commits (a flapping supply) cannot wedge the journal; COMPACTION may use
@@ -785,20 +856,41 @@ class Journal:
             if self.spare_slots() < 0:
                 raise JournalDamaged("E_JOURNAL_DAMAGED")
             raise JournalFull("E_JOURNAL_FULL")
+
+    def _commit_group(self, items, reserve):
+        n = len(items)
+        self._room(n, reserve)
         first_seq = self._seq
-        addrs = []
+        slots = self._gslots  # (kept: no list per commit)
+        while len(slots) < n:
+            slots.append(-1)
         for i in range(n):
             t, key, payload = items[i]
             flags = (_FIRST if i == 0 else 0) | (_LAST if i == n - 1 else 0)
             if payload is None:
                 flags |= _DROP
                 payload = b""
-            addrs.append(self._write(t, flags, key, payload))
+            slots[i] = self._write(t, flags, key, payload)
         # The group is on flash: only now does the index point at it (-1: a drop).
         for i in range(n):
             t, key, payload = items[i]
-            self._index[t].put(key, addrs[i] if payload is not None else -1, first_seq + i)
+            self._iput(t, key, slots[i] if payload is not None else -1, first_seq + i)
         seq = self._seq - 1
+        if self._bad_dirty and reserve != LAST_GASP:
+            self._persist_bad()
+        return seq
+
+    def _commit_one(self, t, key, payload, reserve, n=-1):
+        """_commit_group(((t, key, payload),), reserve) without the tuples (append(),
+        compaction's carries, the TAIL and BAD records). payload None with n >= 0: the n
+        payload bytes are in place in the page buffer (a carry)."""
+        self._room(1, reserve)
+        seq = self._seq
+        if payload is None and n < 0:  # a drop
+            self._write(t, _FIRST | _LAST | _DROP, key, b"")
+            self._iput(t, key, -1, seq)
+        else:
+            self._iput(t, key, self._write(t, _FIRST | _LAST, key, payload, n), seq)
         if self._bad_dirty and reserve != LAST_GASP:
             self._persist_bad()
         return seq
@@ -808,19 +900,24 @@ class Journal:
         room yet, the next compact_step tries again. Returns 1 if it was written."""
         self._bad_dirty = 0
         try:
-            self._commit_group(((_REC_BAD, 0, self._badmap),), COMPACTION)
+            self._commit_one(_REC_BAD, 0, self._badmap, COMPACTION)
             return 1
         except JournalFull:
             self._bad_dirty = 1
         return 0
 
-    def _write(self, t, flags, key, payload):
-        n = len(payload)
+    def _write(self, t, flags, key, payload, n=-1):
+        """Write one record into the next slot; payload None: its n bytes are already at
+        _HDR in the page buffer (compaction read the record there: only the header before
+        them and the seal after them change). Returns the slot."""
+        if payload is not None:
+            n = len(payload)
         buf = self._page
         struct.pack_into(_REC_FMT, buf, _OFF_MAGIC, _REC_MAGIC, t, flags, n, self._seq, key)
         _copy(buf, _OFF_PREV, self._prev, 0, _SEAL)
-        buf[_HDR:_HDR + n] = payload
-        seal = self.mac.digest(self._pmv[0:_HDR + n])
+        if payload is not None:
+            buf[_HDR:_HDR + n] = payload
+        seal = self.mac.digest1(self._pmv[0:_HDR + n])
         end = _HDR + n + _SEAL
         _copy(buf, _HDR + n, seal, 0, _SEAL)
         crc = crc32(self._pmv[0:end])
@@ -831,6 +928,7 @@ class Journal:
             s = self._head
             page = self._used[s]
             addr = self._addr(s, page)
+            slot = s * _PAGES + page
             # Account for the slot before programming: a cut part-way leaves it consumed.
             self._used[s] = page + 1
             if page + 1 >= _PAGES:
@@ -841,8 +939,7 @@ class Journal:
             # the stored CRC itself.
             v = self._vbuf
             self.dev.read(addr, v)
-            if (crc32(self._vmv[0:end]) == crc
-                    and struct.unpack_from("<I", v, end)[0] == crc):
+            if crc32(self._vmv[0:end]) == crc and _same(v, end, buf, end, _CRC_LEN):
                 break
             # The page did not take the record: the sector takes no more, the same record
             # (same seq, same link) goes to the first slot of the next erased sector.
@@ -850,7 +947,7 @@ class Journal:
             self._mark_bad(s, _FAILED_PROGRAM)
         _copy(self._prev, 0, buf, _HDR + n, _SEAL)
         self._seq += 1
-        return addr
+        return slot
 
     def _open_sector(self):
         """Make the next blank sector (in ring order after the last head) the head."""
@@ -908,19 +1005,20 @@ class Journal:
     # ---- reading state -----------------------------------------------------------------
 
     def payload_view(self, rtype, key=0):
-        if not (1 <= rtype <= MAX_TYPE) or self._index[rtype] is None:
+        if not (1 <= rtype <= MAX_TYPE) or not self._keep[rtype]:
             raise BadRecord("E_RECORD_TYPE")
-        addr = self._index[rtype].find(key)
-        if addr < 0:
+        slot = self._ifind(rtype, key)
+        if slot < 0:
             return None
-        self.dev.read(addr, self._page)
-        r = self._parse(self._page)
-        if r is None or r[0] != rtype or r[4] != key:
+        s = slot // _PAGES
+        page = slot - s * _PAGES
+        buf = self._read_page(s, page)
+        n = self._parse(buf)
+        if n < 0 or buf[_OFF_TYPE] != rtype or _i32(buf, _OFF_KEY) != key:
             # Changed under us since mount: never trusted, reported.
-            s = addr // SECTOR_SIZE
-            self._notify(None, JOURNAL_CORRUPT, s, addr - s * SECTOR_SIZE)
+            self._notify(None, JOURNAL_CORRUPT, self.first + s, page * PAGE_SIZE)
             return None
-        return self._pmv[_HDR:_HDR + r[2]]
+        return self._pmv[_HDR:_HDR + n]
 
     def newest(self):
         """(seq, seal) of the newest record written or mounted: seq -1 and a zero seal on a
@@ -939,9 +1037,14 @@ class Journal:
         return self._keep[rtype]
 
     def keys(self, rtype):
-        if not (1 <= rtype <= MAX_TYPE) or self._index[rtype] is None:
+        if not (1 <= rtype <= MAX_TYPE) or not self._keep[rtype]:
             raise BadRecord("E_RECORD_TYPE")
-        ks = [k for k in self._index[rtype].key if k >= 0]
+        ix = self._ixkey
+        base = self._ixbase[rtype]
+        ks = []
+        for i in range(base, base + self._keep[rtype]):
+            if ix[i] >= 0:
+                ks.append(ix[i])
         ks.sort()
         return ks
 
@@ -995,7 +1098,7 @@ class Journal:
         tail = self._epoch[oldest] if oldest >= 0 else self._seq
         struct.pack_into("<I", self._tailrec, 0, tail)
         try:
-            self._commit_group(((_REC_TAIL, 0, self._tailrec),), COMPACTION)
+            self._commit_one(_REC_TAIL, 0, self._tailrec, COMPACTION)
         except JournalFull:
             return 0  # (as above: no TAIL record, no retire)
         self._retire(victim)
@@ -1005,34 +1108,31 @@ class Journal:
         return 1
 
     def _carry(self, s, page):
-        addr = self._addr(s, page)
         buf = self._read_page(s, page)
         if self._blank(buf):
             return
-        magic = struct.unpack_from("<H", buf, _OFF_MAGIC)[0]
         t = buf[_OFF_TYPE]
-        if magic != _REC_MAGIC or not (1 <= t <= MAX_TYPE or t == _REC_BAD) or (
-                self._index[t] is None):
+        if _u16(buf, _OFF_MAGIC) != _REC_MAGIC or not (
+                1 <= t <= MAX_TYPE or t == _REC_BAD) or not self._keep[t]:
             return  # (a TAIL record is not carried: compact_step writes a new one)
-        key = struct.unpack_from("<i", buf, _OFF_KEY)[0]
-        if self._index[t].find(key) != addr:
+        key = _i32(buf, _OFF_KEY)
+        if self._ifind(t, key) != s * _PAGES + page:
             return  # superseded, expired, torn or never committed
-        r = self._parse(buf)
-        if r is None or not self._seal_ok(r[2]):
+        # Verified again from the bytes read now (the flash may have changed since the
+        # mount): a record damaged or forged since is never carried into a new seal.
+        n = self._parse(buf)
+        if n < 0 or not self._seal_ok(n):
             # Damaged since mount: not carried (never trusted), reported.
-            code = JOURNAL_CORRUPT if r is None else TAMPER_SEAL
-            self._notify(None, code, self.first + s,
-                         page * PAGE_SIZE if r is None else r[3])
-            self._index[t].remove(key)
+            self._notify(None, JOURNAL_CORRUPT if n < 0 else TAMPER_SEAL, self.first + s,
+                         page * PAGE_SIZE if n < 0 else _u32(buf, _OFF_SEQ))
+            self._iremove(t, key)
             return
-        n = r[2]
-        # (the BAD set is carried as it stands now: it only grows)
+        # (the BAD set is carried as it stands now: it only grows; any other payload stays
+        # where it was read and verified, in the page buffer the new record is built in)
         if t == _REC_BAD:
-            payload = self._badmap
-        else:  # (out of the page buffer, which _write fills with the new record)
-            _copy(self._cbuf, 0, self._page, _HDR, n)
-            payload = self._cmv[0:n]
-        self._commit_group(((t, key, payload),), COMPACTION)
+            self._commit_one(t, key, self._badmap, COMPACTION)
+        else:
+            self._commit_one(t, key, None, COMPACTION, n)
         self.carried += 1
 
     def _retire(self, s):

@@ -195,6 +195,11 @@ FROM_SERIES = const(3)  # rebuilt from the newest captured boundary (registers l
 FROM_DAMAGED = const(4)  # no registers on a damaged flash: not a new meter, values unknown
 
 
+def _i32(b, o):
+    """The little-endian i32 at b[o] (a series value read without struct's tuple)."""
+    return b[o] | b[o + 1] << 8 | b[o + 2] << 16 | ((b[o + 3] ^ 0x80) - 0x80) << 24
+
+
 def _blocks_kept(row, entries):
     per = row[_S_PER]
     return (entries + per - 1) // per + 1
@@ -299,6 +304,7 @@ class Store:
         self.save_failures = 0  # control blobs a Saver could not append
         self.report = None
         self._buf = bytearray(_j.MAX_PAYLOAD)
+        self._bufmv = memoryview(self._buf)
         self._last_regs = None  # the REC_REGISTERS payload of the last commit (bytes)
         self._last_lg = None  # the last Last Gasp state saved (bytes)
         self.commits_skipped = 0  # commit_now() calls with nothing changed
@@ -521,7 +527,6 @@ class Store:
         for i in range(len(SERIES)):
             rtype, step, per, cols, _ = SERIES[i]
             ring = self._rings[i]
-            fmt = "<" + "i" * cols
             size = _VALUE_LEN * cols
             lo = hw - step * ring.entries
             for key in j.keys(rtype):
@@ -534,7 +539,15 @@ class Store:
                 for k in range(per):
                     m = base + step * k
                     if bits >> k & 1 and lo < m <= hw:
-                        ring.record(m, *struct.unpack_from(fmt, p, _BLOCK_HDR + size * k))
+                        # (the columns one by one: no tuple and no *args per boundary)
+                        o = _BLOCK_HDR + size * k
+                        if cols < 5:
+                            ring.record(m, _i32(p, o), _i32(p, o + 4) if cols > 1 else 0,
+                                        _i32(p, o + 8) if cols > 2 else 0,
+                                        _i32(p, o + 12) if cols > 3 else 0)
+                        else:
+                            ring.record(m, _i32(p, o), _i32(p, o + 4), _i32(p, o + 8),
+                                        _i32(p, o + 12), _i32(p, o + 16))
 
     def _restore_events(self):
         ev = self.events
@@ -920,9 +933,8 @@ class Store:
         return buf
 
     def _registers(self):
-        buf = self._buf
-        self._pack_registers(buf, 0)
-        return bytes(buf[0:_REGS_LEN])
+        self._pack_registers(self._buf, 0)
+        return bytes(self._bufmv[0:_REGS_LEN])
 
     def _pack_registers(self, buf, off):
         """The REC_REGISTERS payload into buf at off (_REGS_LEN bytes). Allocation-free."""
