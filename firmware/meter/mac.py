@@ -38,9 +38,7 @@ class Hmac:
         inner = hashlib.sha256(self._ipad)
         for p in parts:
             inner.update(p)
-        outer = hashlib.sha256(self._opad)
-        outer.update(inner.digest())
-        return outer.digest()
+        return self._outer(inner)
 
     def digest1(self, data):
         """digest(data) of one bytes-like object, without the argument tuple: the journal's
@@ -49,6 +47,9 @@ class Hmac:
         again each time: one compression each, ~0.45 KB on a 64-bit port)."""
         inner = hashlib.sha256(self._ipad)
         inner.update(data)
+        return self._outer(inner)
+
+    def _outer(self, inner):
         outer = hashlib.sha256(self._opad)
         outer.update(inner.digest())
         return outer.digest()

@@ -195,9 +195,7 @@ FROM_SERIES = const(3)  # rebuilt from the newest captured boundary (registers l
 FROM_DAMAGED = const(4)  # no registers on a damaged flash: not a new meter, values unknown
 
 
-def _i32(b, o):
-    """The little-endian i32 at b[o] (a series value read without struct's tuple)."""
-    return b[o] | b[o + 1] << 8 | b[o + 2] << 16 | ((b[o + 3] ^ 0x80) - 0x80) << 24
+_i32 = _j._i32  # the little-endian i32 at b[o], without struct's tuple
 
 
 def _blocks_kept(row, entries):
